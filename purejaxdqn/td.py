@@ -1,0 +1,40 @@
+"""TD targets (DQN and double DQN) and the regression losses between Q and target."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def td_target(
+    reward: jax.Array,
+    terminated: jax.Array,
+    next_q_target: jax.Array,
+    gamma: jax.Array,
+    next_q_online: jax.Array | None = None,
+) -> jax.Array:
+    """One-step target `r + gamma * (1 - terminated) * V(s')`.
+
+    `V(s') = max_a Q_target(s', a)`, or with `next_q_online` (double DQN)
+    `Q_target(s', argmax_a Q_online(s', a))`. Only termination stops bootstrapping: a
+    truncated transition bootstraps from its true final observation like any other.
+    """
+    if next_q_online is None:
+        next_value = next_q_target.max(axis=-1)
+    else:
+        best = jnp.argmax(next_q_online, axis=-1)
+        next_value = jnp.take_along_axis(next_q_target, best[..., None], axis=-1)[..., 0]
+    not_done = 1.0 - terminated.astype(next_value.dtype)
+    return jax.lax.stop_gradient(reward + gamma * not_done * next_value)
+
+
+def td_loss(prediction: jax.Array, target: jax.Array, kind: str, huber_delta: jax.Array) -> jax.Array:
+    """Mean loss over the batch: 'mse' is mean((q - y)^2); 'huber' is optax's Huber loss
+    (0.5 x^2 inside `huber_delta`, linear outside)."""
+    error = prediction - target
+    if kind == "mse":
+        return jnp.mean(jnp.square(error))
+    if kind == "huber":
+        return jnp.mean(optax.huber_loss(error, delta=huber_delta))
+    raise ValueError(f"loss={kind!r} is not allowed: must be 'mse' or 'huber'")

@@ -1,0 +1,320 @@
+"""`make_train`: the whole DQN run as one pure function of (key, hyperparameters).
+
+    train(key, hparams)
+      init: networks, optimizer, replay buffer, environments
+      scan over evaluation blocks                      (num_log_points / eval_every)
+        scan over log periods                          (eval_every)
+          scan over iterations                         (iterations_per_log_point)
+            act epsilon-greedily in every env, train_freq times; add to the buffer
+            if past learning_starts: gradient_steps TD updates, then the target
+              update when this iteration crossed a multiple of target_update_interval
+          summarise the period into one row of metrics
+        greedy evaluation on separate envs
+
+Schedules are driven by the iteration index, which comes from the scan's `xs` and is the
+same for every seed: under `jax.vmap(train)` it stays unbatched, so the `lax.cond`s on it
+stay real branches instead of becoming selects that run both sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from purejaxdqn import buffer as replay
+from purejaxdqn.config import DQNConfig, HParams
+from purejaxdqn.envs import EnvSpec, make_env, vector_reset, vector_step
+from purejaxdqn.evaluate import make_evaluate
+from purejaxdqn.exploration import epsilon_at, epsilon_greedy
+from purejaxdqn.networks import make_network
+from purejaxdqn.td import td_loss, td_target
+
+
+class RunnerState(NamedTuple):
+    """Everything the training loop carries from one iteration to the next."""
+
+    params: Any
+    target_params: Any
+    opt_state: Any
+    buffer: replay.BufferState
+    env_state: Any
+    obs: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+    key: jax.Array
+    eval_key: jax.Array
+
+
+class PeriodStats(NamedTuple):
+    """Sums over one log period, turned into means by `_summarise`."""
+
+    return_sum: jax.Array
+    length_sum: jax.Array
+    episodes: jax.Array
+    loss_sum: jax.Array
+    q_sum: jax.Array
+    updates: jax.Array
+
+
+class TrainResult(NamedTuple):
+    """Final runner state, per-log-point metrics and per-evaluation results.
+
+    `metrics` values have shape (num_log_points,) and `evals` values (num_evals,) or
+    (num_evals, eval_episodes), with leading seed/setting axes added by `vmap`.
+    """
+
+    runner_state: RunnerState
+    metrics: dict[str, jax.Array]
+    evals: dict[str, jax.Array]
+
+
+TrainFn = Callable[[jax.Array, HParams], TrainResult]
+
+
+def _zero_stats() -> PeriodStats:
+    f32, i32 = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
+    return PeriodStats(f32, f32, i32, f32, f32, i32)
+
+
+def _polyak(online: Any, target: Any, tau: jax.Array) -> Any:
+    return jax.tree.map(lambda o, t: t + tau * (o - t), online, target)
+
+
+def _mean_or_nan(total: jax.Array, count: jax.Array) -> jax.Array:
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+
+def make_train(
+    config: DQNConfig, env: Any = None, env_params: Any = None
+) -> TrainFn:
+    """Build the pure `train(key, hparams) -> TrainResult` for `config`.
+
+    Args:
+        config: static options (shapes, loop lengths, code paths) and default hparams.
+        env: optional gymnax-style environment object to use instead of `config.env_id`.
+        env_params: its params (default: `env.default_params`).
+
+    Returns:
+        `train`, to be wrapped as the user likes, e.g.
+        `jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, config.hparams())`.
+    """
+    spec = make_env(config.env_id, env, env_params, config.obs_storage_dtype)
+    network = make_network(
+        config.network, spec.obs_shape, spec.num_actions, config.hidden_sizes, config.dueling
+    )
+    steps_per_iteration = config.steps_per_iteration
+    prefill = config.prefill_iterations
+    evaluate = None
+    if config.num_evals:
+        max_steps = config.eval_max_steps or spec.max_episode_steps
+        if max_steps is None:
+            raise ValueError(
+                f"eval_max_steps=None is not allowed for env {spec.env_id!r}: its params have "
+                "no max_steps_in_episode; set eval_max_steps or eval_every=0"
+            )
+        evaluate = make_evaluate(spec, network, config.eval_episodes, max_steps)
+
+    def make_optimizer(hp: HParams) -> optax.GradientTransformation:
+        adam = optax.adam(hp.learning_rate, eps=config.adam_eps)
+        if config.max_grad_norm is None:
+            return adam
+        return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), adam)
+
+    def epsilon_for(iteration: jax.Array, hp: HParams) -> jax.Array:
+        scheduled = epsilon_at(
+            config.exploration_schedule,
+            iteration * steps_per_iteration,
+            config.total_timesteps,
+            hp.exploration_initial_eps,
+            hp.exploration_final_eps,
+            hp.exploration_fraction,
+        )
+        return jnp.where(iteration < prefill, 1.0, scheduled)
+
+    def init(key: jax.Array, hp: HParams) -> RunnerState:
+        net_key, env_key, loop_key, eval_key = jax.random.split(key, 4)
+        obs, env_state = vector_reset(spec, env_key, config.num_envs)
+        params = network.init(net_key, obs)
+        example_obs = jnp.zeros(spec.obs_shape, spec.storage_dtype)
+        example = replay.Transition(
+            obs=example_obs,
+            action=jnp.zeros((), jnp.int32),
+            reward=jnp.zeros((), jnp.float32),
+            next_obs=example_obs,
+            terminated=jnp.zeros((), bool),
+        )
+        zeros = jnp.zeros((config.num_envs,), jnp.float32)
+        return RunnerState(
+            params=params,
+            target_params=params,
+            opt_state=make_optimizer(hp).init(params),
+            buffer=replay.init(example, config.buffer_size),
+            env_state=env_state,
+            obs=obs,
+            episode_return=zeros,
+            episode_length=zeros.astype(jnp.int32),
+            key=loop_key,
+            eval_key=eval_key,
+        )
+
+    def collect(
+        state: RunnerState, stats: PeriodStats, epsilon: jax.Array, key: jax.Array
+    ) -> tuple[RunnerState, PeriodStats, replay.Transition]:
+        """Step every env `train_freq` times; return transitions flattened to (S, ...)."""
+
+        def env_step(carry: tuple, step_key: jax.Array) -> tuple[tuple, replay.Transition]:
+            state, stats = carry
+            act_key, env_key = jax.random.split(step_key)
+            q_values = network.apply(state.params, state.obs)
+            action = epsilon_greedy(act_key, q_values, epsilon)
+            obs, env_state, reward, terminated, truncated, final_obs = vector_step(
+                spec, env_key, state.env_state, action
+            )
+            transition = replay.Transition(
+                obs=state.obs.astype(spec.storage_dtype),
+                action=action,
+                reward=reward,
+                next_obs=final_obs.astype(spec.storage_dtype),
+                terminated=terminated,
+            )
+            episode_return = state.episode_return + reward
+            episode_length = state.episode_length + 1
+            done = terminated | truncated
+            stats = stats._replace(
+                return_sum=stats.return_sum + jnp.sum(jnp.where(done, episode_return, 0.0)),
+                length_sum=stats.length_sum + jnp.sum(jnp.where(done, episode_length, 0)),
+                episodes=stats.episodes + jnp.sum(done, dtype=jnp.int32),
+            )
+            state = state._replace(
+                env_state=env_state,
+                obs=obs,
+                episode_return=jnp.where(done, 0.0, episode_return),
+                episode_length=jnp.where(done, 0, episode_length),
+            )
+            return (state, stats), transition
+
+        keys = jax.random.split(key, config.train_freq)
+        (state, stats), transitions = jax.lax.scan(env_step, (state, stats), keys)
+        flat = jax.tree.map(lambda x: x.reshape(steps_per_iteration, *x.shape[2:]), transitions)
+        return state, stats, flat
+
+    def learn(
+        state: RunnerState, hp: HParams, iteration: jax.Array, key: jax.Array
+    ) -> tuple[RunnerState, jax.Array, jax.Array]:
+        """`gradient_steps` TD updates, then a target update if one is due."""
+        optimizer = make_optimizer(hp)
+
+        def update(carry: tuple, sample_key: jax.Array) -> tuple[tuple, tuple]:
+            params, opt_state = carry
+            batch = replay.sample(state.buffer, sample_key, config.batch_size)
+            next_q_target = network.apply(state.target_params, batch.next_obs)
+            next_q_online = network.apply(params, batch.next_obs) if config.double_q else None
+            target = td_target(
+                batch.reward, batch.terminated, next_q_target, hp.gamma, next_q_online
+            )
+
+            def loss_fn(p: Any) -> tuple[jax.Array, jax.Array]:
+                q = network.apply(p, batch.obs)
+                q_taken = jnp.take_along_axis(q, batch.action[:, None], axis=-1)[:, 0]
+                return td_loss(q_taken, target, config.loss, hp.huber_delta), q_taken.mean()
+
+            (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), (loss, q_mean)
+
+        keys = jax.random.split(key, config.gradient_steps)
+        (params, opt_state), (losses, q_means) = jax.lax.scan(
+            update, (state.params, state.opt_state), keys
+        )
+        interval = config.target_update_interval
+        due = (iteration + 1) * steps_per_iteration // interval > (
+            iteration * steps_per_iteration // interval
+        )
+        target_params = jax.lax.cond(
+            due,
+            lambda: _polyak(params, state.target_params, hp.tau),
+            lambda: state.target_params,
+        )
+        state = state._replace(params=params, target_params=target_params, opt_state=opt_state)
+        return state, losses.sum(), q_means.sum()
+
+    def iteration_step(
+        carry: tuple[RunnerState, PeriodStats], iteration: jax.Array, hp: HParams
+    ) -> tuple[tuple[RunnerState, PeriodStats], None]:
+        state, stats = carry
+        key, collect_key, learn_key = jax.random.split(state.key, 3)
+        state = state._replace(key=key)
+        state, stats, transitions = collect(state, stats, epsilon_for(iteration, hp), collect_key)
+        state = state._replace(buffer=replay.add(state.buffer, transitions))
+        state, loss_sum, q_sum = jax.lax.cond(
+            iteration >= prefill,
+            lambda s: learn(s, hp, iteration, learn_key),
+            lambda s: (s, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)),
+            state,
+        )
+        learned = (iteration >= prefill).astype(jnp.int32) * config.gradient_steps
+        stats = stats._replace(
+            loss_sum=stats.loss_sum + loss_sum,
+            q_sum=stats.q_sum + q_sum,
+            updates=stats.updates + learned,
+        )
+        return (state, stats), None
+
+    def log_period(
+        state: RunnerState, period: jax.Array, hp: HParams
+    ) -> tuple[RunnerState, dict[str, jax.Array]]:
+        per_log = config.iterations_per_log_point
+        first = period * per_log
+        iterations = first + jnp.arange(per_log)
+        (state, stats), _ = jax.lax.scan(
+            lambda c, i: iteration_step(c, i, hp), (state, _zero_stats()), iterations
+        )
+        metrics = {
+            "env_steps": (first + per_log) * steps_per_iteration,
+            "episode_return": _mean_or_nan(stats.return_sum, stats.episodes),
+            "episode_length": _mean_or_nan(stats.length_sum.astype(jnp.float32), stats.episodes),
+            "episodes": stats.episodes,
+            "loss": _mean_or_nan(stats.loss_sum, stats.updates),
+            "q_value": _mean_or_nan(stats.q_sum, stats.updates),
+            "epsilon": epsilon_for(first + per_log - 1, hp),
+            "updates": stats.updates,
+        }
+        return state, metrics
+
+    def train(key: jax.Array, hparams: HParams) -> TrainResult:
+        state = init(key, hparams)
+
+        def periods(state: RunnerState, indices: jax.Array) -> tuple[RunnerState, dict]:
+            return jax.lax.scan(lambda s, p: log_period(s, p, hparams), state, indices)
+
+        if evaluate is None:
+            state, metrics = periods(state, jnp.arange(config.num_log_points))
+            return TrainResult(state, metrics, {})
+
+        def eval_block(state: RunnerState, block: jax.Array) -> tuple[RunnerState, tuple]:
+            state, metrics = periods(state, block * config.eval_every + jnp.arange(config.eval_every))
+            episodes = evaluate(
+                state.params, jax.random.fold_in(state.eval_key, block), hparams.eval_epsilon
+            )
+            evals = {
+                "env_steps": metrics["env_steps"][-1],
+                "return": episodes["returns"].mean(),
+                "length": episodes["lengths"].astype(jnp.float32).mean(),
+                "episode_returns": episodes["returns"],
+            }
+            return state, (metrics, evals)
+
+        state, (metrics, evals) = jax.lax.scan(eval_block, state, jnp.arange(config.num_evals))
+        metrics = jax.tree.map(lambda x: x.reshape(config.num_log_points, *x.shape[2:]), metrics)
+        return TrainResult(state, metrics, evals)
+
+    return train
+
+
+def env_spec(config: DQNConfig, env: Any = None, env_params: Any = None) -> EnvSpec:
+    """The `EnvSpec` that `make_train` would use for these arguments."""
+    return make_env(config.env_id, env, env_params, config.obs_storage_dtype)
