@@ -1,6 +1,6 @@
 """purejaxdqn: vectorized, high-throughput Deep Q-Networks in JAX."""
 
-from purejaxdqn.config import DQNConfig, HParams, make_hparams
+from purejaxdqn.config import DQNConfig, HParams, hparams_in_axes, make_hparams
 from purejaxdqn.presets import PRESETS, get_preset
 from purejaxdqn.train import RunnerState, TrainResult, make_train
 
@@ -11,6 +11,7 @@ __all__ = [
     "RunnerState",
     "TrainResult",
     "get_preset",
+    "hparams_in_axes",
     "make_hparams",
     "make_train",
 ]

@@ -102,8 +102,7 @@ class DQNConfig:
     eval_epsilon: float = _option(0.0, "Epsilon of the evaluation policy (traced).")
     eval_max_steps: int | None = _option(
         None,
-        "Step limit of an evaluation episode; defaults to the environment's "
-        "max_steps_in_episode.",
+        "Step limit of an evaluation episode; defaults to the environment's max_steps_in_episode.",
     )
     solved_threshold: float | None = _option(
         None, "Greedy return at which the task counts as solved (reported, never enforced)."
@@ -209,6 +208,14 @@ def make_hparams(config: DQNConfig, **overrides: Any) -> HParams:
     return HParams(**{k: jax.numpy.asarray(v) for k, v in arrays.items()})
 
 
+def hparams_in_axes(hparams: HParams) -> HParams:
+    """`vmap` in_axes for `hparams`: 0 for leaves with a leading (setting) axis, else None.
+
+    Example: `jax.vmap(train, in_axes=(0, hparams_in_axes(hp)))(keys, hp)`.
+    """
+    return HParams(*(0 if np.ndim(leaf) else None for leaf in hparams))
+
+
 # (lower, upper, lower inclusive, upper inclusive) for every traced hyperparameter.
 _RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "learning_rate": (0.0, math.inf, False, False),
@@ -239,7 +246,7 @@ def _check_range(name: str, value: Any) -> None:
     finite = np.isfinite(arr) | (allow_inf & (arr == np.inf))
     bad = ~(above_lo & below_hi & finite)
     if np.any(bad):
-        shown = arr[bad].ravel()[0] if arr.ndim else arr.item()
+        shown = (arr[bad].ravel()[0] if arr.ndim else arr).item()
         allowed = _interval(lo, hi, lo_closed, hi_closed)
         if not allow_inf:
             allowed = f"a finite value in {allowed}"

@@ -32,7 +32,8 @@ def epsilon_at(
 
 def epsilon_greedy(key: jax.Array, q_values: jax.Array, epsilon: jax.Array) -> jax.Array:
     """For each row of `q_values` (batch, actions): a uniform action with probability
-    `epsilon`, else the greedy one (ties go to the lowest index)."""
+    `epsilon`, else the greedy one (ties go to the lowest index).
+    """
     explore_key, action_key = jax.random.split(key)
     batch, num_actions = q_values.shape
     greedy = jnp.argmax(q_values, axis=-1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -29,12 +31,31 @@ def td_target(
     return jax.lax.stop_gradient(reward + gamma * not_done * next_value)
 
 
-def td_loss(prediction: jax.Array, target: jax.Array, kind: str, huber_delta: jax.Array) -> jax.Array:
+def td_loss(
+    prediction: jax.Array, target: jax.Array, kind: str, huber_delta: jax.Array
+) -> jax.Array:
     """Mean loss over the batch: 'mse' is mean((q - y)^2); 'huber' is optax's Huber loss
-    (0.5 x^2 inside `huber_delta`, linear outside)."""
+    (0.5 x^2 inside `huber_delta`, linear outside).
+    """
     error = prediction - target
     if kind == "mse":
         return jnp.mean(jnp.square(error))
     if kind == "huber":
         return jnp.mean(optax.huber_loss(error, delta=huber_delta))
     raise ValueError(f"loss={kind!r} is not allowed: must be 'mse' or 'huber'")
+
+
+def polyak_update(online: Any, target: Any, tau: jax.Array) -> Any:
+    """`target + tau * (online - target)` leaf by leaf; `tau = 1` is a hard copy."""
+    return jax.tree.map(lambda o, t: t + tau * (o - t), online, target)
+
+
+def target_update_due(iteration: jax.Array, steps_per_iteration: int, interval: int) -> jax.Array:
+    """Whether iteration `iteration` (0-based, `steps_per_iteration` env steps each) is the
+    first to reach a multiple of `interval` env steps. Exact for any interval that is at
+    least one iteration, whether or not it divides evenly: over a run the target updates
+    `total_steps // interval` times.
+    """
+    before = iteration * steps_per_iteration // interval
+    after = (iteration + 1) * steps_per_iteration // interval
+    return after > before

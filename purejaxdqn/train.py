@@ -27,11 +27,11 @@ import optax
 
 from purejaxdqn import buffer as replay
 from purejaxdqn.config import DQNConfig, HParams
-from purejaxdqn.envs import EnvSpec, make_env, vector_reset, vector_step
+from purejaxdqn.envs import make_env, vector_reset, vector_step
 from purejaxdqn.evaluate import make_evaluate
 from purejaxdqn.exploration import epsilon_at, epsilon_greedy
 from purejaxdqn.networks import make_network
-from purejaxdqn.td import td_loss, td_target
+from purejaxdqn.td import polyak_update, target_update_due, td_loss, td_target
 
 
 class RunnerState(NamedTuple):
@@ -80,17 +80,11 @@ def _zero_stats() -> PeriodStats:
     return PeriodStats(f32, f32, i32, f32, f32, i32)
 
 
-def _polyak(online: Any, target: Any, tau: jax.Array) -> Any:
-    return jax.tree.map(lambda o, t: t + tau * (o - t), online, target)
-
-
 def _mean_or_nan(total: jax.Array, count: jax.Array) -> jax.Array:
     return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
 
 
-def make_train(
-    config: DQNConfig, env: Any = None, env_params: Any = None
-) -> TrainFn:
+def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> TrainFn:
     """Build the pure `train(key, hparams) -> TrainResult` for `config`.
 
     Args:
@@ -230,13 +224,9 @@ def make_train(
         (params, opt_state), (losses, q_means) = jax.lax.scan(
             update, (state.params, state.opt_state), keys
         )
-        interval = config.target_update_interval
-        due = (iteration + 1) * steps_per_iteration // interval > (
-            iteration * steps_per_iteration // interval
-        )
         target_params = jax.lax.cond(
-            due,
-            lambda: _polyak(params, state.target_params, hp.tau),
+            target_update_due(iteration, steps_per_iteration, config.target_update_interval),
+            lambda: polyak_update(params, state.target_params, hp.tau),
             lambda: state.target_params,
         )
         state = state._replace(params=params, target_params=target_params, opt_state=opt_state)
@@ -296,7 +286,9 @@ def make_train(
             return TrainResult(state, metrics, {})
 
         def eval_block(state: RunnerState, block: jax.Array) -> tuple[RunnerState, tuple]:
-            state, metrics = periods(state, block * config.eval_every + jnp.arange(config.eval_every))
+            state, metrics = periods(
+                state, block * config.eval_every + jnp.arange(config.eval_every)
+            )
             episodes = evaluate(
                 state.params, jax.random.fold_in(state.eval_key, block), hparams.eval_epsilon
             )
@@ -313,8 +305,3 @@ def make_train(
         return TrainResult(state, metrics, evals)
 
     return train
-
-
-def env_spec(config: DQNConfig, env: Any = None, env_params: Any = None) -> EnvSpec:
-    """The `EnvSpec` that `make_train` would use for these arguments."""
-    return make_env(config.env_id, env, env_params, config.obs_storage_dtype)

@@ -1,0 +1,48 @@
+"""Shared tiny configurations and compiled train functions (compiled once per session)."""
+
+from __future__ import annotations
+
+import jax
+import pytest
+
+from purejaxdqn import DQNConfig, make_train
+
+# 4 envs x 400 iterations, 4 log points of 100 iterations, greedy eval every 2 log points.
+TINY = DQNConfig(
+    env_id="CartPole-v1",
+    num_envs=4,
+    total_timesteps=1600,
+    buffer_size=512,
+    learning_starts=200,
+    batch_size=32,
+    target_update_interval=100,
+    hidden_sizes=(16,),
+    num_log_points=4,
+    eval_every=2,
+    eval_episodes=2,
+    eval_max_steps=100,
+    learning_rate=1e-3,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> DQNConfig:
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def tiny_train():
+    """The pure train function of TINY."""
+    return make_train(TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_single(tiny_train):
+    """jit(train) for one seed."""
+    return jax.jit(tiny_train)
+
+
+@pytest.fixture(scope="session")
+def tiny_vmapped(tiny_train):
+    """jit(vmap(train)) over keys, hparams shared."""
+    return jax.jit(jax.vmap(tiny_train, in_axes=(0, None)))
