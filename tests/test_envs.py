@@ -51,3 +51,50 @@ def test_spec_shapes_come_from_reset_not_the_space():
     spec = make_env("Catch-bsuite")  # space says int32, observations are float32
     assert spec.obs_dtype == jnp.float32 and spec.obs_shape == (10, 5)
     assert spec.num_actions == 3 and spec.max_episode_steps is not None
+
+
+DISCRETE_IDS = [
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCar-v0",
+    "Asterix-MinAtar",
+    "Breakout-MinAtar",
+    "Freeway-MinAtar",
+    "Seaquest-MinAtar",
+    "SpaceInvaders-MinAtar",
+    "Catch-bsuite",
+    "DeepSea-bsuite",
+    "MemoryChain-bsuite",
+    "UmbrellaChain-bsuite",
+    "DiscountingChain-bsuite",
+    "SimpleBandit-bsuite",
+    "FourRooms-misc",
+    "MetaMaze-misc",
+    "BernoulliBandit-misc",
+    "GaussianBandit-misc",
+    "Pong-misc",
+    "FrozenLake-misc",
+]
+
+
+def test_every_discrete_gymnax_env_traces_through_train():
+    from purejaxdqn import DQNConfig, make_train
+
+    for env_id in DISCRETE_IDS:
+        config = DQNConfig(
+            env_id=env_id,
+            num_envs=2,
+            total_timesteps=40,
+            buffer_size=20,
+            learning_starts=10,
+            batch_size=4,
+            num_log_points=2,
+            eval_every=1,
+            eval_episodes=2,
+            eval_max_steps=5,
+            hidden_sizes=(4,),
+            target_update_interval=4,
+        )
+        out = jax.eval_shape(make_train(config), jax.random.key(0), config.hparams())
+        assert out.metrics["episode_return"].shape == (2,), env_id
+        assert out.evals["return"].shape == (2,), env_id
