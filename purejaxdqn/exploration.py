@@ -24,7 +24,7 @@ def epsilon_at(
     step = jnp.asarray(step, jnp.float32)
     if schedule == "linear":
         progress = jnp.clip(step / duration, 0.0, 1.0)
-        return initial + (final - initial) * progress
+        return initial * (1.0 - progress) + final * progress  # exact at both ends
     if schedule == "exponential":
         return final + (initial - final) * jnp.exp(-step / duration)
     raise ValueError(f"exploration_schedule={schedule!r} is not allowed: linear or exponential")

@@ -1,0 +1,335 @@
+"""The `purejaxdqn` command line.
+
+    purejaxdqn train --env CartPole-v1 --num-seeds 16
+    purejaxdqn train --env Acrobot-v1 --learning-rate 1e-3 --hidden-sizes 64,64
+    purejaxdqn train --help
+
+`train` starts from a preset (`--preset`, default the preset named by `--env` if there is
+one, else the `DQNConfig` defaults) and applies the options given; every `DQNConfig`
+field is an option, generated from the dataclass so the two never drift apart.
+
+Each subcommand is a pair of functions: `_add_<name>_command(subparsers)` declares its
+options and sets `handler`, which `main` calls with the parsed arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from purejaxdqn.config import DQNConfig
+from purejaxdqn.experiment import format_summary, run_experiment, write_run
+from purejaxdqn.presets import PRESETS, get_preset
+from purejaxdqn.train import make_train
+
+PROG = "purejaxdqn"
+DEFAULT_ENV = "CartPole-v1"
+_TRUE = ("true", "yes", "1", "on")
+_FALSE = ("false", "no", "0", "off")
+_NONE = ("none", "null")
+
+
+class CommandError(Exception):
+    """A user error found after parsing, reported as `purejaxdqn: error: <message>`."""
+
+
+# --- value parsers: each raises ArgumentTypeError, which argparse reports for the option ---
+
+
+def parse_bool(text: str) -> bool:
+    """'true'/'false' (also yes/no, 1/0, on/off; any case) as a bool."""
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}: use true or false")
+
+
+def parse_int(text: str) -> int:
+    """An integer; underscores and integral exponent forms are accepted (10_000, 1e5)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is not None and value.is_integer():
+        return int(value)
+    raise argparse.ArgumentTypeError(f"invalid integer {text!r}")
+
+
+def parse_float(text: str) -> float:
+    """A float (1e-3, 0.99, inf)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+
+
+def parse_int_tuple(text: str) -> tuple[int, ...]:
+    """A comma-separated list of integers, e.g. '120,84' -> (120, 84)."""
+    parts = [part.strip() for part in text.split(",")]
+    if not parts or any(not part for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"invalid list {text!r}: use comma-separated integers, e.g. 120,84"
+        )
+    return tuple(parse_int(part) for part in parts)
+
+
+def optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`parse`, except that 'none' (any case) gives None."""
+
+    def parse_optional(text: str) -> Any:
+        return None if text.strip().lower() in _NONE else parse(text)
+
+    parse_optional.__name__ = f"optional_{parse.__name__}"
+    return parse_optional
+
+
+def parse_num_seeds(text: str) -> int:
+    """An integer >= 1."""
+    value = parse_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"num_seeds={value} is not allowed: must be an integer >= 1"
+        )
+    return value
+
+
+# --- the train command ----------------------------------------------------------------------
+
+_PARSERS: dict[Any, tuple[Callable[[str], Any], str]] = {
+    bool: (parse_bool, "{true,false}"),
+    int: (parse_int, "INT"),
+    float: (parse_float, "FLOAT"),
+    str: (str, "STR"),
+    tuple[int, ...]: (parse_int_tuple, "INT,INT,..."),
+}
+
+
+def _value_parser(name: str, annotation: Any) -> tuple[Callable[[str], Any], str]:
+    """The parse function and metavar for a `DQNConfig` field's type annotation."""
+    args = typing.get_args(annotation)
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    if is_union and type(None) in args and len(args) == 2:
+        inner = next(a for a in args if a is not type(None))
+        parse, metavar = _value_parser(name, inner)
+        return optional(parse), f"{metavar}|none"
+    if annotation in _PARSERS:
+        return _PARSERS[annotation]
+    raise TypeError(f"no command-line parser for DQNConfig.{name}: {annotation!r}")
+
+
+def _show(value: Any) -> str:
+    """A default as it would be typed on the command line."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def option_name(field_name: str) -> str:
+    """The command-line option of a `DQNConfig` field: `buffer_size` -> `--buffer-size`."""
+    return "--" + field_name.replace("_", "-")
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per `DQNConfig` field except `env_id`, documented from the field metadata."""
+    group = parser.add_argument_group(
+        "DQN options",
+        "Every DQNConfig field. Only options given override the preset; the defaults shown "
+        "are DQNConfig's (a preset may differ).",
+    )
+    hints = typing.get_type_hints(DQNConfig)
+    for field in dataclasses.fields(DQNConfig):
+        if field.name == "env_id":
+            continue
+        parse, metavar = _value_parser(field.name, hints[field.name])
+        doc = field.metadata.get("doc", "").replace("%", "%%")
+        kwargs: dict[str, Any] = {
+            "dest": field.name,
+            "type": parse,
+            "metavar": metavar,
+            "default": argparse.SUPPRESS,
+            "help": f"{doc} (default: {_show(field.default)})",
+        }
+        if parse is parse_bool:
+            kwargs.update(nargs="?", const=True)  # `--double-q` alone means true
+        group.add_argument(option_name(field.name), **kwargs)
+
+
+def _add_train_command(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        prog=PROG,  # so errors read "purejaxdqn: error: ..."
+        allow_abbrev=False,  # a prefix must not silently match a field added later
+        usage=f"{PROG} train [--env ID] [--preset NAME] [--num-seeds N] [--OPTION VALUE ...]",
+        help="train DQN on one environment over several seeds",
+        description=(
+            "Train DQN on one environment over --num-seeds seeds in one compiled program, "
+            "then write config.json, metrics.csv, evals.csv and summary.json to --output-dir. "
+            "Boolean options take true/false; alone (e.g. --double-q) they mean true. "
+            "Optional numbers take 'none'."
+        ),
+    )
+    parser.add_argument(
+        "--env",
+        metavar="ID",
+        default=argparse.SUPPRESS,
+        help=f"gymnax environment id (default: {DEFAULT_ENV}, or the preset's environment).",
+    )
+    parser.add_argument(
+        "--preset",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help=(
+            "configuration to start from (default: the preset named by --env if there is "
+            f"one, else the DQNConfig defaults); presets: {', '.join(sorted(PRESETS))}."
+        ),
+    )
+    parser.add_argument(
+        "--num-seeds",
+        metavar="N",
+        type=parse_num_seeds,
+        default=1,
+        help="seeds trained at once, vmapped in one program (default: 1).",
+    )
+    parser.add_argument(
+        "--seed",
+        metavar="N",
+        type=parse_int,
+        default=0,
+        help="base seed; seed i uses jax.random.split(jax.random.key(seed), N)[i] (default: 0).",
+    )
+    parser.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="run folder (default: runs/<env>-<YYYYmmdd-HHMMSS>).",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors.")
+    _add_config_options(parser)
+    parser.set_defaults(handler=_train, parser=parser)
+
+
+def config_from_args(args: argparse.Namespace) -> DQNConfig:
+    """The `DQNConfig` a parsed `train` command asks for: its preset plus the options given.
+
+    Raises:
+        ValueError: unknown preset, or a value `DQNConfig` rejects (message names the field).
+    """
+    given = vars(args)
+    env_id = given.get("env")
+    preset = given.get("preset")
+    if preset is None:
+        preset = env_id or DEFAULT_ENV
+        base = PRESETS.get(preset, DQNConfig(env_id=preset))
+    else:
+        base = get_preset(preset)
+    changes = {f.name: given[f.name] for f in dataclasses.fields(DQNConfig) if f.name in given}
+    if env_id is not None:
+        changes["env_id"] = env_id
+    return base.replace(**changes)
+
+
+def config_diff(config: DQNConfig, reference: DQNConfig | None = None) -> dict[str, Any]:
+    """Fields of `config` that differ from `reference` (default: the `DQNConfig` defaults)."""
+    reference = DQNConfig() if reference is None else reference
+    return {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(DQNConfig)
+        if getattr(config, f.name) != getattr(reference, f.name)
+    }
+
+
+def default_output_dir(env_id: str, now: datetime | None = None) -> Path:
+    """`runs/<env>-<YYYYmmdd-HHMMSS>`."""
+    now = datetime.now() if now is None else now
+    return Path("runs") / f"{env_id}-{now:%Y%m%d-%H%M%S}"
+
+
+def _name_option(message: str) -> str:
+    """Prefix "argument --option: " when `message` starts with "<field>=" (as config errors do)."""
+    name = message.split("=", 1)[0]
+    options = {f.name: option_name(f.name) for f in dataclasses.fields(DQNConfig)}
+    options.update(env_id="--env", preset="--preset")
+    if "=" in message and name in options:
+        return f"argument {options[name]}: {message}"
+    return message
+
+
+def _train(args: argparse.Namespace) -> int:
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, flush=True)
+
+    try:
+        config = config_from_args(args)
+        make_train(config)  # environment checks (unknown id, action space) before compiling
+    except ValueError as error:
+        raise CommandError(_name_option(str(error))) from error
+
+    diff = config_diff(config)
+    say("config (differences from DQNConfig defaults):")
+    width = max((len(name) for name in diff), default=0)
+    for name, value in diff.items():
+        say(f"  {name:<{width}}  {_show(value)}")
+    if not diff:
+        say("  (none)")
+
+    output_dir = args.output_dir or default_output_dir(config.env_id)
+    experiment = run_experiment(config, args.num_seeds, args.seed, progress=say)
+    folder = write_run(experiment, output_dir)
+    say("")
+    say(format_summary(experiment.summary))
+    say(f"results written to {folder}")
+    return 0
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `purejaxdqn` parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Vectorized, high-throughput Deep Q-Networks in JAX.",
+    )
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    subparsers.required = True
+    _add_train_command(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `purejaxdqn` command line; returns the exit status.
+
+    User errors (bad option values, unknown environment or preset, values `DQNConfig`
+    rejects) print `purejaxdqn: error: <message>` and exit with status 2, before anything
+    compiles.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except CommandError as error:
+        args.parser.error(str(error))  # prints usage and the message, exits with status 2
+    return 2  # unreachable: parser.error exits
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,373 @@
+"""Run one configuration over many seeds, time it, summarise it, and write it to disk.
+
+    experiment = run_experiment(config, num_seeds=8)     # jit(vmap(train)) over 8 keys
+    print(format_summary(experiment.summary))
+    write_run(experiment, "runs/cartpole")               # config.json, metrics.csv, ...
+
+Compilation and execution are timed separately (`compile_seconds`, `run_seconds`), so
+`env_steps_per_second` measures the compiled program only.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import json
+import math
+import platform
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from purejaxdqn.config import DQNConfig, HParams, hparams_in_axes
+from purejaxdqn.train import make_train
+
+_VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "gymnax", "numpy", "purejaxdqn")
+
+
+def iqm(values: Any) -> float:
+    """Interquartile mean: the mean after trimming 25% of the values from each end.
+
+    Matches `scipy.stats.trim_mean(values, 0.25)`: `int(0.25 * n)` values are dropped from
+    each end of the sorted values, so fewer than 4 values give the plain mean.
+
+    Args:
+        values: any array-like of numbers (flattened).
+
+    Returns:
+        The interquartile mean, NaN if any value is NaN.
+
+    Raises:
+        ValueError: if `values` is empty.
+    """
+    flat = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    if flat.size == 0:
+        raise ValueError("iqm of an empty sequence is undefined: need at least one value")
+    if np.isnan(flat).any():
+        return math.nan
+    cut = int(0.25 * flat.size)
+    return float(flat[cut : flat.size - cut].mean())
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """The outcome of `run_experiment`: one config trained over `num_seeds` seeds.
+
+    Attributes:
+        config: the configuration every seed ran.
+        num_seeds: number of seeds (the leading axis of every array).
+        seed: the base seed; seed `i` uses `jax.random.split(jax.random.key(seed),
+            num_seeds)[i]`.
+        metrics: per-log-point metrics, each of shape (num_seeds, num_log_points).
+        evals: greedy evaluations, each (num_seeds, num_evals), except `episode_returns`
+            (num_seeds, num_evals, eval_episodes); empty when evaluation is disabled.
+        compile_seconds: tracing, lowering and compiling the vmapped train function.
+        run_seconds: executing the compiled function until every output is ready.
+        summary: JSON-ready summary, see `summarise`.
+    """
+
+    config: DQNConfig
+    num_seeds: int
+    seed: int
+    metrics: dict[str, np.ndarray]
+    evals: dict[str, np.ndarray]
+    compile_seconds: float
+    run_seconds: float
+    summary: dict[str, Any]
+
+
+def _check_num_seeds(num_seeds: Any) -> int:
+    if isinstance(num_seeds, bool) or not isinstance(num_seeds, (int, np.integer)):
+        raise ValueError(f"num_seeds={num_seeds!r} is not allowed: must be an integer >= 1")
+    if num_seeds < 1:
+        raise ValueError(f"num_seeds={num_seeds!r} is not allowed: must be an integer >= 1")
+    return int(num_seeds)
+
+
+def _check_hparams(hparams: HParams, num_seeds: int) -> HParams:
+    """The `vmap` in_axes of `hparams`, after checking every batched leaf has one per seed."""
+    if not isinstance(hparams, HParams):
+        raise ValueError(
+            f"hparams of type {type(hparams).__name__} is not allowed: must be an HParams "
+            "(build it with config.hparams(...))"
+        )
+    for name, leaf in zip(HParams._fields, hparams, strict=True):
+        shape = np.shape(leaf)
+        if len(shape) > 1 or (len(shape) == 1 and shape[0] != num_seeds):
+            raise ValueError(
+                f"hparams.{name} with shape {shape} is not allowed: must be a scalar (shared "
+                f"by every seed) or have shape ({num_seeds},), one value per seed"
+            )
+    return hparams_in_axes(hparams)
+
+
+def run_experiment(
+    config: DQNConfig,
+    num_seeds: int,
+    seed: int = 0,
+    hparams: HParams | None = None,
+    env: Any = None,
+    env_params: Any = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> Experiment:
+    """Train `config` on `num_seeds` seeds in one compiled `jit(vmap(train))` program.
+
+    Args:
+        config: the run configuration.
+        num_seeds: number of independent seeds, an integer >= 1.
+        seed: base seed; the per-seed keys are `jax.random.split(jax.random.key(seed),
+            num_seeds)`.
+        hparams: traced hyperparameters (default `config.hparams()`, shared by every seed).
+            A leaf of shape (num_seeds,) gives each seed its own value.
+        env: optional gymnax-style environment object, passed to `make_train`.
+        env_params: its params, passed to `make_train`.
+        progress: optional callback receiving one-line progress messages (e.g. `print`).
+
+    Returns:
+        The `Experiment`, with outputs as numpy arrays (the final runner state is dropped).
+
+    Raises:
+        ValueError: for a bad `num_seeds`, `seed` or `hparams`, or anything `make_train`
+            rejects; all raised before compiling.
+    """
+    num_seeds = _check_num_seeds(num_seeds)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed={seed!r} is not allowed: must be an integer")
+    seed = int(seed)
+    hparams = config.hparams() if hparams is None else hparams
+    hparams_axes = _check_hparams(hparams, num_seeds)
+    say = progress or (lambda message: None)
+
+    start = time.perf_counter()
+    train = make_train(config, env, env_params)
+    keys = jax.random.split(jax.random.key(seed), num_seeds)
+    vmapped = jax.vmap(train, in_axes=(0, hparams_axes))
+    say(f"compiling {num_seeds} seed(s) of {config.env_id}...")
+    compiled = jax.jit(vmapped).lower(keys, hparams).compile()
+    compile_seconds = time.perf_counter() - start
+
+    say(
+        f"compiled in {compile_seconds:.1f} s; running {num_seeds} x "
+        f"{config.total_timesteps:,} env steps..."
+    )
+    start = time.perf_counter()
+    result = jax.block_until_ready(compiled(keys, hparams))
+    run_seconds = time.perf_counter() - start
+
+    metrics = {name: np.asarray(value) for name, value in result.metrics.items()}
+    evals = {name: np.asarray(value) for name, value in result.evals.items()}
+    summary = summarise(config, num_seeds, seed, metrics, evals, compile_seconds, run_seconds)
+    return Experiment(
+        config=config,
+        num_seeds=num_seeds,
+        seed=seed,
+        metrics=metrics,
+        evals=evals,
+        compile_seconds=compile_seconds,
+        run_seconds=run_seconds,
+        summary=summary,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A JSON/CSV-ready Python scalar: int, shortest-repr float, or None for NaN/inf."""
+    value = np.asarray(value)
+    if value.dtype == bool:
+        return bool(value)
+    if np.issubdtype(value.dtype, np.integer):
+        return int(value)
+    if not np.isfinite(value):
+        return None
+    if value.dtype == np.float32:
+        # The shortest decimal that reads back as the same float32, not its float64 expansion
+        # (0.1 rather than 0.10000000149011612).
+        return float(str(value[()]))
+    return float(value)
+
+
+def _stat(function: Callable[[np.ndarray], float], values: np.ndarray) -> float | None:
+    return _plain(np.float64(function(values))) if values.size else None
+
+
+def _device() -> str:
+    devices = jax.devices()
+    first = devices[0]
+    return f"{first.platform} ({first.device_kind}) x{len(devices)}"
+
+
+def _versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package in _VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def summarise(
+    config: DQNConfig,
+    num_seeds: int,
+    seed: int,
+    metrics: Mapping[str, np.ndarray],
+    evals: Mapping[str, np.ndarray],
+    compile_seconds: float,
+    run_seconds: float,
+) -> dict[str, Any]:
+    """The JSON-ready summary of a run.
+
+    The final return of a seed is the mean return of its last greedy evaluation
+    (`final_return_source` "greedy_eval"); with evaluation disabled it is the mean return of
+    the training episodes that finished in the last log period ("training_episodes"), which
+    is None when none finished. IQM, mean and fraction solved are over all seeds, so a
+    missing (None) return makes the IQM and mean None and counts as not solved.
+
+    Args:
+        config: the run configuration.
+        num_seeds: number of seeds.
+        seed: the base seed.
+        metrics: per-log-point metrics, each (num_seeds, num_log_points).
+        evals: greedy evaluations, each (num_seeds, num_evals[, eval_episodes]); may be empty.
+        compile_seconds: compile time of the vmapped train function.
+        run_seconds: run time of the compiled function.
+
+    Returns:
+        A dictionary of plain Python values (floats, ints, strings, lists, None).
+    """
+    if evals and np.shape(evals["return"])[-1] > 0:
+        final = np.asarray(evals["return"])[:, -1]
+        source = "greedy_eval"
+    else:
+        final = np.asarray(metrics["episode_return"])[:, -1]
+        source = "training_episodes"
+    final_returns = [_plain(v) for v in final]
+    as_floats = np.array([math.nan if v is None else v for v in final_returns], np.float64)
+    threshold = config.solved_threshold
+    fraction_solved = None
+    if threshold is not None:
+        fraction_solved = float(np.mean(as_floats >= threshold))  # NaN compares False
+    steps_per_second = num_seeds * config.total_timesteps / run_seconds if run_seconds else None
+    return {
+        "env_id": config.env_id,
+        "num_seeds": int(num_seeds),
+        "seed": int(seed),
+        "total_timesteps": int(config.total_timesteps),
+        "final_return_source": source,
+        "final_eval_returns": final_returns,
+        "iqm_final_eval_return": _stat(iqm, as_floats),
+        "mean_final_eval_return": _stat(np.mean, as_floats),
+        "solved_threshold": None if threshold is None else float(threshold),
+        "fraction_solved": fraction_solved,
+        "compile_seconds": float(compile_seconds),
+        "run_seconds": float(run_seconds),
+        "env_steps_per_second": steps_per_second,
+        "device": _device(),
+        "versions": _versions(),
+    }
+
+
+def _csv_cell(value: Any) -> Any:
+    value = _plain(value)
+    return "" if value is None else value
+
+
+def _write_long_csv(
+    path: Path, columns: list[str], data: Mapping[str, np.ndarray], num_seeds: int
+) -> None:
+    """One row per (seed, index along axis 1) of the (num_seeds, n) arrays in `data`."""
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["seed", *columns])
+        if not data:
+            return
+        length = np.shape(data[columns[0]])[1]
+        for seed in range(num_seeds):
+            for index in range(length):
+                writer.writerow([seed, *(_csv_cell(data[c][seed, index]) for c in columns)])
+
+
+def write_run(experiment: Experiment, output_dir: str | Path) -> Path:
+    """Write one run folder: config.json, metrics.csv, evals.csv and summary.json.
+
+    - `config.json`: `config.to_dict()` plus `num_seeds` and `seed`.
+    - `metrics.csv`: one row per (seed, log point): `seed, env_steps`, then every other
+      metric in name order.
+    - `evals.csv`: one row per (seed, evaluation): `seed, env_steps, return, length`
+      (only the header when evaluation is disabled).
+    - `summary.json`: `experiment.summary`.
+
+    `seed` in the CSVs is the seed's index, 0 to num_seeds - 1. NaN is an empty cell in the
+    CSVs and null in JSON. The folder is created if needed; files in it are overwritten.
+
+    Returns:
+        The folder, as a `Path`.
+    """
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    config = {**experiment.config.to_dict(), "num_seeds": experiment.num_seeds}
+    config["seed"] = experiment.seed
+    _write_json(folder / "config.json", config)
+
+    metric_columns = ["env_steps", *sorted(k for k in experiment.metrics if k != "env_steps")]
+    _write_long_csv(
+        folder / "metrics.csv", metric_columns, experiment.metrics, experiment.num_seeds
+    )
+    _write_long_csv(
+        folder / "evals.csv",
+        ["env_steps", "return", "length"],
+        experiment.evals,
+        experiment.num_seeds,
+    )
+    _write_json(folder / "summary.json", experiment.summary)
+    return folder
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    with path.open("w") as file:
+        json.dump(data, file, indent=2, allow_nan=False)
+        file.write("\n")
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """A short human-readable table of a summary made by `summarise`."""
+    source = {
+        "greedy_eval": "last greedy evaluation",
+        "training_episodes": "training episodes of the last log period",
+    }.get(summary.get("final_return_source"), "final return")
+    threshold = summary.get("solved_threshold")
+    if threshold is None:
+        solved = "no threshold set"
+    else:
+        num_solved = round(summary["fraction_solved"] * summary["num_seeds"])
+        solved = (
+            f"{num_solved}/{summary['num_seeds']} seeds "
+            f"({summary['fraction_solved']:.0%}) reach {threshold:g}"
+        )
+    rows = [
+        ("env", summary["env_id"]),
+        ("seeds", f"{summary['num_seeds']} (base seed {summary['seed']})"),
+        ("env steps per seed", f"{summary['total_timesteps']:,}"),
+        (
+            "final return",
+            f"IQM {_number(summary['iqm_final_eval_return'])}, "
+            f"mean {_number(summary['mean_final_eval_return'])} ({source})",
+        ),
+        ("solved", solved),
+        ("compile", f"{summary['compile_seconds']:.1f} s"),
+        ("run", f"{summary['run_seconds']:.1f} s"),
+        ("throughput", f"{_number(summary['env_steps_per_second'], 0)} env steps/s"),
+        ("device", summary["device"]),
+    ]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
