@@ -53,6 +53,10 @@ class DQNConfig:
     gradient_steps: int = _option(1, "Gradient updates per iteration.")
     learning_rate: float = _option(2.5e-4, "Adam step size (traced hyperparameter).")
     adam_eps: float = _option(1e-8, "Adam epsilon.")
+    anneal_lr: bool = _option(
+        False,
+        "Decay the learning rate linearly from learning_rate to 0 over the updates of the run.",
+    )
     max_grad_norm: float | None = _option(
         10.0, "Clip gradients to this global norm (traced); 'none' disables clipping."
     )
@@ -130,6 +134,11 @@ class DQNConfig:
     def prefill_iterations(self) -> int:
         """Leading iterations that act uniformly at random and do not learn."""
         return -(-self.learning_starts // self.steps_per_iteration)
+
+    @property
+    def num_updates(self) -> int:
+        """Gradient updates per run."""
+        return (self.num_iterations - self.prefill_iterations) * self.gradient_steps
 
     @property
     def num_evals(self) -> int:
@@ -349,6 +358,9 @@ def validate(config: DQNConfig) -> None:
         raise ValueError(
             f"solved_threshold={config.solved_threshold!r} is not allowed: must be finite or None"
         )
+    for name in ("double_q", "dueling", "anneal_lr"):
+        if not isinstance(getattr(config, name), bool):
+            raise ValueError(f"{name}={getattr(config, name)!r} is not allowed: must be a bool")
     if not (math.isfinite(config.adam_eps) and config.adam_eps > 0):
         raise ValueError(f"adam_eps={config.adam_eps!r} is not allowed: must be finite and > 0")
     for name in HParams._fields:

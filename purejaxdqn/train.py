@@ -84,6 +84,23 @@ def _mean_or_nan(total: jax.Array, count: jax.Array) -> jax.Array:
     return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
 
 
+def make_optimizer(config: DQNConfig, hp: HParams) -> optax.GradientTransformation:
+    """Adam at `hp.learning_rate` (decayed linearly to 0 over `config.num_updates` updates
+    when `config.anneal_lr`), after global-norm clipping unless `max_grad_norm` is None.
+    """
+    learning_rate = hp.learning_rate
+    if config.anneal_lr:
+        total = config.num_updates
+
+        def learning_rate(count: jax.Array) -> jax.Array:
+            return hp.learning_rate * jnp.maximum(1.0 - count / total, 0.0)
+
+    adam = optax.adam(learning_rate, eps=config.adam_eps)
+    if config.max_grad_norm is None:
+        return adam
+    return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), adam)
+
+
 def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> TrainFn:
     """Build the pure `train(key, hparams) -> TrainResult` for `config`.
 
@@ -112,12 +129,6 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
             )
         evaluate = make_evaluate(spec, network, config.eval_episodes, max_steps)
 
-    def make_optimizer(hp: HParams) -> optax.GradientTransformation:
-        adam = optax.adam(hp.learning_rate, eps=config.adam_eps)
-        if config.max_grad_norm is None:
-            return adam
-        return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), adam)
-
     def epsilon_for(iteration: jax.Array, hp: HParams) -> jax.Array:
         scheduled = epsilon_at(
             config.exploration_schedule,
@@ -145,7 +156,7 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
         return RunnerState(
             params=params,
             target_params=params,
-            opt_state=make_optimizer(hp).init(params),
+            opt_state=make_optimizer(config, hp).init(params),
             buffer=replay.init(example, config.buffer_size),
             env_state=env_state,
             obs=obs,
@@ -200,7 +211,7 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
         state: RunnerState, hp: HParams, iteration: jax.Array, key: jax.Array
     ) -> tuple[RunnerState, jax.Array, jax.Array]:
         """`gradient_steps` TD updates, then a target update if one is due."""
-        optimizer = make_optimizer(hp)
+        optimizer = make_optimizer(config, hp)
 
         def update(carry: tuple, sample_key: jax.Array) -> tuple[tuple, tuple]:
             params, opt_state = carry

@@ -161,3 +161,35 @@ def test_compact_observation_storage_for_minatar():
     buffer_obs = shapes.runner_state.buffer.data.obs
     assert buffer_obs.shape == (100, 10, 10, 4) and buffer_obs.dtype == jnp.uint8
     assert shapes.runner_state.buffer.data.next_obs.dtype == jnp.uint8
+
+
+def test_learning_rate_annealing_decays_linearly_to_zero(tiny_config):
+    from purejaxdqn.train import make_optimizer
+
+    # 4 learning iterations of one update each; constant gradients make Adam's
+    # normalised step exactly 1, so each update moves the parameter by the current lr
+    config = tiny_config.replace(
+        total_timesteps=16,
+        learning_starts=0,
+        num_log_points=1,
+        eval_every=0,
+        buffer_size=16,
+        batch_size=4,
+        anneal_lr=True,
+        max_grad_norm=None,
+        adam_eps=1e-12,
+    )
+    assert config.num_updates == 4
+    optimizer = make_optimizer(config, config.hparams(learning_rate=0.1))
+    params = jnp.zeros(())
+    state = optimizer.init(params)
+    steps = []
+    for _ in range(4):
+        updates, state = optimizer.update(jnp.ones(()), state, params)
+        steps.append(float(updates))
+    np.testing.assert_allclose(steps, [-0.1, -0.075, -0.05, -0.025], rtol=1e-4)
+    constant = make_optimizer(config.replace(anneal_lr=False), config.hparams(learning_rate=0.1))
+    state = constant.init(params)
+    for _ in range(4):
+        updates, state = constant.update(jnp.ones(()), state, params)
+        np.testing.assert_allclose(float(updates), -0.1, rtol=1e-4)
