@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from purejaxdqn import DQNConfig, cli
+from purejaxdqn import DQNConfig, cli, get_preset
 from purejaxdqn.experiment import (
     Experiment,
     format_summary,
@@ -41,6 +41,8 @@ TINY_ARGS = [
     "--batch-size", "32",
     "--target-update-interval", "100",
     "--hidden-sizes", "16",
+    "--train-freq", "1",
+    "--gradient-steps", "1",
 ]  # fmt: skip
 
 SUMMARY_KEYS = {
@@ -181,7 +183,7 @@ def test_options_reach_the_config():
             "--hidden-sizes", "8,8",
             "--max-grad-norm", "none",
             "--double-q", "true",
-            "--total-timesteps", "1e5",
+            "--total-timesteps", "1.024e5",
             "--eval-max-steps", "200",
             "--solved-threshold", "none",
         ]
@@ -190,11 +192,11 @@ def test_options_reach_the_config():
     assert config.hidden_sizes == (8, 8)
     assert config.max_grad_norm is None
     assert config.double_q is True
-    assert config.total_timesteps == 100_000
+    assert config.total_timesteps == 102_400
     assert config.eval_max_steps == 200
     assert config.solved_threshold is None
     # untouched fields keep the preset's values
-    preset = DQNConfig(env_id="CartPole-v1", solved_threshold=475.0)
+    preset = get_preset("CartPole-v1")
     assert config.learning_rate == preset.learning_rate
     assert config.buffer_size == preset.buffer_size
 
@@ -208,10 +210,13 @@ def test_boolean_options_accept_a_value_or_stand_alone():
 def test_env_and_preset_choose_the_starting_config():
     cartpole = _config(["train"])
     assert cartpole.env_id == "CartPole-v1" and cartpole.solved_threshold == 475.0
-    acrobot = _config(["train", "--env", "Acrobot-v1"])  # no preset: DQNConfig defaults
-    assert acrobot == DQNConfig(env_id="Acrobot-v1")
-    mixed = _config(["train", "--preset", "CartPole-v1", "--env", "Acrobot-v1"])
-    assert mixed.env_id == "Acrobot-v1" and mixed.solved_threshold == 475.0
+    assert cartpole == get_preset("CartPole-v1")
+    catch = _config(["train", "--env", "Catch-bsuite"])  # no preset: DQNConfig defaults
+    assert catch == DQNConfig(env_id="Catch-bsuite")
+    acrobot = _config(["train", "--env", "Acrobot-v1"])
+    assert acrobot == get_preset("Acrobot-v1")
+    mixed = _config(["train", "--preset", "CartPole-v1", "--env", "Catch-bsuite"])
+    assert mixed.env_id == "Catch-bsuite" and mixed.solved_threshold == 475.0
 
 
 def test_every_config_field_except_env_id_is_an_option(capsys):
@@ -378,10 +383,10 @@ def test_console_output_shows_config_diff_progress_summary_and_folder(
         return _synthetic(config, np.full((num_seeds, 2), 9.0), {})
 
     monkeypatch.setattr(cli, "run_experiment", fake_run_experiment)
-    argv = ["train", "--num-seeds", "3", "--seed", "5", "--gamma", "0.9"]
+    argv = ["train", "--env", "Catch-bsuite", "--num-seeds", "3", "--seed", "5", "--gamma", "0.9"]
     assert cli.main([*argv, "--output-dir", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "gamma" in out and "0.9" in out and "solved_threshold" in out  # diff vs defaults
+    assert "gamma" in out and "0.9" in out and "env_id" in out  # diff vs defaults
     assert "learning_rate" not in out  # unchanged fields are not listed
     assert "compiling..." in out
     assert format_summary(json.loads((tmp_path / "run" / "summary.json").read_text())) in out

@@ -1,0 +1,199 @@
+"""Learning benchmark: train each preset over many seeds and check it reaches its target.
+
+    python benchmarks/learning.py                          # all four presets
+    python benchmarks/learning.py --env CartPole-v1        # one preset
+    python benchmarks/learning.py --env Acrobot-v1 --num-seeds 4 --seed 1
+
+For every environment it trains `purejaxdqn.PRESETS[env]` on N seeds in one compiled
+program (`purejaxdqn.experiment.run_experiment`), prints one table row (IQM and mean of
+the final greedy evaluation return across seeds, fraction of seeds at or above the
+preset's `solved_threshold`, the target, pass/fail, compile and run time, throughput) and
+writes `benchmarks/results/learning_<env>.json`: the experiment summary plus the target,
+the pass flag, the date and the config.
+
+The final greedy return of a seed is the mean over `eval_episodes` greedy episodes at the
+last evaluation (the end of training). IQM is the interquartile mean over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from purejaxdqn.experiment import run_experiment
+from purejaxdqn.presets import get_preset
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a preset must reach: IQM of the final greedy return across seeds at least
+    `min_iqm`, and (if set) at least `min_fraction_solved` of the seeds at or above the
+    preset's `solved_threshold`. `min_iqm=None` means no target (the result is recorded).
+    """
+
+    num_seeds: int
+    min_iqm: float | None
+    min_fraction_solved: float | None = None
+
+    def describe(self) -> str:
+        """A short text such as 'IQM>=475, solved>=90%', or '-' for no target."""
+        parts = []
+        if self.min_iqm is not None:
+            parts.append(f"IQM>={self.min_iqm:g}")
+        if self.min_fraction_solved is not None:
+            parts.append(f"solved>={self.min_fraction_solved:.0%}")
+        return ", ".join(parts) or "-"
+
+    def passed(self, summary: dict[str, Any]) -> bool | None:
+        """Whether `summary` meets this target; None when there is no target."""
+        if self.min_iqm is None and self.min_fraction_solved is None:
+            return None
+        ok = True
+        if self.min_iqm is not None:
+            iqm = summary["iqm_final_eval_return"]
+            ok = ok and iqm is not None and iqm >= self.min_iqm
+        if self.min_fraction_solved is not None:
+            fraction = summary["fraction_solved"]
+            ok = ok and fraction is not None and fraction >= self.min_fraction_solved
+        return bool(ok)
+
+
+# Default seeds and targets per preset (the number of seeds is part of the target).
+TARGETS: dict[str, Target] = {
+    "CartPole-v1": Target(num_seeds=32, min_iqm=475.0, min_fraction_solved=0.9),
+    "Acrobot-v1": Target(num_seeds=16, min_iqm=-100.0),
+    "MountainCar-v0": Target(num_seeds=16, min_iqm=-150.0),
+    "Breakout-MinAtar": Target(num_seeds=4, min_iqm=None),
+}
+
+COLUMNS = (
+    ("env", 16),
+    ("seeds", 5),
+    ("env steps", 10),
+    ("IQM", 7),
+    ("mean", 7),
+    ("solved", 13),
+    ("target", 21),
+    ("pass", 4),
+    ("compile s", 9),
+    ("run s", 7),
+    ("env steps/s", 11),
+)
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def table_header() -> str:
+    """The header line and the separator of the results table (markdown)."""
+    names = " | ".join(f"{name:<{width}}" for name, width in COLUMNS)
+    rule = "|".join("-" * (width + 2) for _, width in COLUMNS)
+    return f"| {names} |\n|{rule}|"
+
+
+def table_row(record: dict[str, Any]) -> str:
+    """One markdown table row for a result record written by `run_one`."""
+    threshold = record["solved_threshold"]
+    fraction = record["fraction_solved"]
+    solved = "-" if threshold is None else f"{fraction:.0%} >= {threshold:g}"
+    passed = {True: "PASS", False: "FAIL", None: "-"}[record["passed"]]
+    cells = (
+        record["env_id"],
+        str(record["num_seeds"]),
+        f"{record['total_timesteps']:,}",
+        _fmt(record["iqm_final_eval_return"]),
+        _fmt(record["mean_final_eval_return"]),
+        solved,
+        record["target"],
+        passed,
+        _fmt(record["compile_seconds"]),
+        _fmt(record["run_seconds"]),
+        _fmt(record["env_steps_per_second"], 0),
+    )
+    return "| " + " | ".join(f"{c:<{w}}" for c, (_, w) in zip(cells, COLUMNS, strict=True)) + " |"
+
+
+def run_one(env_id: str, num_seeds: int | None, seed: int, results_dir: Path) -> dict[str, Any]:
+    """Train the preset for `env_id`, write its JSON record and return the record."""
+    config = get_preset(env_id)
+    target = TARGETS.get(env_id, Target(num_seeds=16, min_iqm=None))
+    num_seeds = target.num_seeds if num_seeds is None else num_seeds
+    started = datetime.datetime.now(datetime.timezone.utc)
+    experiment = run_experiment(
+        config, num_seeds, seed, progress=lambda msg: print(f"  [{env_id}] {msg}", flush=True)
+    )
+    record = {
+        **experiment.summary,
+        "target": target.describe(),
+        "target_num_seeds": target.num_seeds,
+        "target_min_iqm": target.min_iqm,
+        "target_min_fraction_solved": target.min_fraction_solved,
+        "passed": target.passed(experiment.summary),
+        "date": started.strftime("%Y-%m-%d"),
+        "started_utc": started.isoformat(timespec="seconds"),
+        "command": " ".join(["python", "benchmarks/learning.py", *sys.argv[1:]]),
+        "config": config.to_dict(),
+    }
+    if num_seeds != target.num_seeds and record["passed"] is not None:
+        # The target is defined for target.num_seeds seeds; say so rather than hide it.
+        record["note"] = f"ran {num_seeds} seeds; the target is defined for {target.num_seeds}"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"learning_{env_id}.json"
+    with path.open("w") as file:
+        json.dump(record, file, indent=2, allow_nan=False)
+        file.write("\n")
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Train each preset over many seeds; report the final greedy return "
+        "(IQM over seeds) against its target and write benchmarks/results/learning_<env>.json."
+    )
+    parser.add_argument(
+        "--env",
+        nargs="+",
+        default=list(TARGETS),
+        metavar="ID",
+        help=f"preset(s) to run (default: all of {list(TARGETS)})",
+    )
+    parser.add_argument(
+        "--num-seeds",
+        type=int,
+        default=None,
+        help="seeds per preset (default: 32 for CartPole-v1, 4 for Breakout-MinAtar, "
+        "16 otherwise)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help="where to write learning_<env>.json (default benchmarks/results)",
+    )
+    args = parser.parse_args(argv)
+    for env_id in args.env:
+        get_preset(env_id)  # fail on an unknown id before spending minutes on the others
+
+    records = []
+    for env_id in args.env:
+        records.append(run_one(env_id, args.num_seeds, args.seed, args.results_dir))
+        print(table_header())
+        print(table_row(records[-1]), flush=True)
+    print()
+    print(table_header())
+    for record in records:
+        print(table_row(record))
+    return 0 if all(r["passed"] is not False for r in records) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
