@@ -169,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "--num-seeds",
         type=int,
         default=None,
-        help="seeds per preset (default: 32 for CartPole-v1, 4 for Breakout-MinAtar, "
-        "16 otherwise)",
+        help="seeds per preset (default: 32 for CartPole-v1, 4 for Breakout-MinAtar, 16 otherwise)",
     )
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument(
