@@ -1,21 +1,38 @@
-"""A fixed-capacity replay buffer over a pytree of preallocated arrays.
+"""The replay buffer: one ring of preallocated slots per environment, observations stored once.
 
-Pure functions over `BufferState`: `init` allocates, `add` writes a batch at the ring
-position (overwriting the oldest entries), `sample` draws uniformly with replacement from
-the filled part. Position and size depend only on how many items were added, never on
-data, so under `jax.vmap` over seeds they stay unbatched and writes stay contiguous slices.
+Slot `i` of env `e` holds the observation seen at some step and the action, reward and
+end flags of the transition taken from it. Its successor observation is the next slot's
+observation, so every observation is stored once, in its compact dtype. Two cases differ:
+
+- the newest transition's successor is written ahead into the next slot (the "candidate"
+  slot, which is never sampled and is overwritten by the following step);
+- after a *truncated* step the env auto-resets, so the next slot holds the reset
+  observation; the true final observation, which truncation must bootstrap from, goes to
+  a small per-env side ring `final_obs`, and the slot records where (`final_index`).
+  Terminated transitions do not bootstrap, so their successor is never read.
+
+Truncation happens at most once per episode of `max_episode_steps` steps, so a side ring
+of `ceil(capacity_per_env / max_episode_steps) + 1` entries outlives every slot that
+points into it; without a time limit it gets one entry per slot.
+
+Pure functions over `ReplayBuffer`: `init` allocates, `add` writes one vector step,
+`sample` draws uniformly with replacement. The ring position depends only on how many
+steps were added, so under `jax.vmap` over seeds it stays unbatched and the main writes
+stay contiguous slices.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class Transition(NamedTuple):
-    """One transition per leading index; `next_obs` is the true successor observation."""
+    """A batch of transitions; `next_obs` is the true successor observation."""
 
     obs: jax.Array
     action: jax.Array
@@ -24,57 +41,145 @@ class Transition(NamedTuple):
     terminated: jax.Array
 
 
-class BufferState(NamedTuple):
-    """Replay storage (each leaf has leading axis `capacity`), next write index, fill."""
+class ReplayBuffer(NamedTuple):
+    """Per-env rings (leading axes: slot, env) plus the side ring of final observations.
 
-    data: Any
+    Attributes:
+        obs: (slots, num_envs, *obs_shape) observations, slots = capacity_per_env + 1.
+        action, reward, terminated, truncated: (slots, num_envs) transition fields.
+        final_index: (slots, num_envs) int32 index into `final_obs` of a truncated slot.
+        final_obs: (final_slots, num_envs, *obs_shape) final observations of truncations.
+        final_position: (num_envs,) int32 next side-ring entry of each env.
+        position: () int32 slot the next transition goes to (the candidate slot).
+        size: () int32 transitions stored per env, at most capacity_per_env.
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    final_index: jax.Array
+    final_obs: jax.Array
+    final_position: jax.Array
     position: jax.Array
     size: jax.Array
 
 
-def init(example: Any, capacity: int) -> BufferState:
-    """Allocate storage for `capacity` items shaped and typed like `example` (no batch axis)."""
-    data = jax.tree.map(
-        lambda leaf: jnp.zeros((capacity, *jnp.shape(leaf)), jnp.result_type(leaf)), example
-    )
-    return BufferState(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+def final_slots_for(capacity_per_env: int, max_episode_steps: int | None) -> int:
+    """Side-ring entries per env so no live truncated slot loses its final observation."""
+    if max_episode_steps is None:
+        return capacity_per_env + 1
+    return math.ceil(capacity_per_env / max_episode_steps) + 1
 
 
-def capacity_of(state: BufferState) -> int:
-    """Number of items the buffer holds when full."""
-    return jax.tree.leaves(state.data)[0].shape[0]
+def init(
+    obs_shape: tuple[int, ...],
+    obs_dtype: np.dtype | jnp.dtype,
+    num_envs: int,
+    capacity: int,
+    max_episode_steps: int | None,
+) -> ReplayBuffer:
+    """Allocate a buffer of `capacity` transitions (a multiple of `num_envs`).
 
-
-def add(state: BufferState, batch: Any) -> BufferState:
-    """Write `batch` (leading axis n <= capacity) at the ring position, oldest first out.
-
-    When n divides the capacity every write is one contiguous slice, which assumes every
-    call on this buffer adds the same n (as the training loop does); otherwise the
-    indices wrap around the end of the ring.
+    Args:
+        obs_shape: shape of one observation.
+        obs_dtype: storage dtype of observations (e.g. uint8 for binary images).
+        num_envs: environments written per `add`.
+        capacity: transitions held when full, split evenly over the envs.
+        max_episode_steps: the env's time limit (sizes the side ring), or None.
     """
-    capacity = capacity_of(state)
-    n = jax.tree.leaves(batch)[0].shape[0]
-    if n > capacity:
-        raise ValueError(f"cannot add {n} items to a buffer of capacity {capacity}")
-    if capacity % n == 0:
+    if capacity % num_envs:
+        raise ValueError(
+            f"buffer_size={capacity} is not allowed: must be a multiple of num_envs={num_envs}"
+        )
+    per_env = capacity // num_envs
+    slots, finals = per_env + 1, final_slots_for(per_env, max_episode_steps)
 
-        def write(store: jax.Array, items: jax.Array) -> jax.Array:
-            start = (state.position,) + (0,) * (store.ndim - 1)
-            return jax.lax.dynamic_update_slice(store, items.astype(store.dtype), start)
+    def zeros(leading: int, dtype: jnp.dtype, shape: tuple[int, ...] = ()) -> jax.Array:
+        return jnp.zeros((leading, num_envs, *shape), dtype)
 
-    else:
-        indices = (state.position + jnp.arange(n)) % capacity
+    return ReplayBuffer(
+        obs=zeros(slots, obs_dtype, obs_shape),
+        action=zeros(slots, jnp.int32),
+        reward=zeros(slots, jnp.float32),
+        terminated=zeros(slots, bool),
+        truncated=zeros(slots, bool),
+        final_index=zeros(slots, jnp.int32),
+        final_obs=zeros(finals, obs_dtype, obs_shape),
+        final_position=jnp.zeros((num_envs,), jnp.int32),
+        position=jnp.zeros((), jnp.int32),
+        size=jnp.zeros((), jnp.int32),
+    )
 
-        def write(store: jax.Array, items: jax.Array) -> jax.Array:
-            return store.at[indices].set(items.astype(store.dtype), unique_indices=True)
 
-    data = jax.tree.map(write, state.data, batch)
-    position = (state.position + n) % capacity
-    size = jnp.minimum(state.size + n, capacity)
-    return BufferState(data, position, size)
+def capacity_of(buffer: ReplayBuffer) -> int:
+    """Transitions the buffer holds when full (over all envs)."""
+    slots, num_envs = buffer.action.shape
+    return (slots - 1) * num_envs
 
 
-def sample(state: BufferState, key: jax.Array, batch_size: int) -> Any:
-    """Draw `batch_size` items uniformly, with replacement, from the filled entries."""
-    indices = jax.random.randint(key, (batch_size,), 0, jnp.maximum(state.size, 1))
-    return jax.tree.map(lambda store: store[indices], state.data)
+def nbytes(buffer: ReplayBuffer) -> int:
+    """Bytes of every array in the buffer (works on `jax.eval_shape` results too)."""
+    return sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in buffer)
+
+
+def add(
+    buffer: ReplayBuffer,
+    obs: jax.Array,
+    action: jax.Array,
+    reward: jax.Array,
+    terminated: jax.Array,
+    truncated: jax.Array,
+    final_obs: jax.Array,
+) -> ReplayBuffer:
+    """Write one vector step: every argument has leading axis num_envs.
+
+    `obs` is the observation acted on and `final_obs` the observation the action led to
+    (before any auto-reset).
+    """
+    slots = buffer.action.shape[0]
+    position = buffer.position
+    successor = (position + 1) % slots
+
+    def put(store: jax.Array, row: jax.Array, slot: jax.Array) -> jax.Array:
+        start = (slot,) + (0,) * (store.ndim - 1)
+        return jax.lax.dynamic_update_slice(store, row.astype(store.dtype)[None], start)
+
+    final_obs = final_obs.astype(buffer.obs.dtype)
+    envs = jnp.arange(action.shape[0])
+    num_finals = buffer.final_obs.shape[0]
+    return ReplayBuffer(
+        obs=put(put(buffer.obs, obs, position), final_obs, successor),
+        action=put(buffer.action, action, position),
+        reward=put(buffer.reward, reward, position),
+        terminated=put(buffer.terminated, terminated, position),
+        truncated=put(buffer.truncated, truncated, position),
+        final_index=put(buffer.final_index, buffer.final_position, position),
+        final_obs=buffer.final_obs.at[buffer.final_position, envs].set(
+            final_obs, unique_indices=True
+        ),
+        final_position=(buffer.final_position + truncated.astype(jnp.int32)) % num_finals,
+        position=successor,
+        size=jnp.minimum(buffer.size + 1, slots - 1),
+    )
+
+
+def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Transition:
+    """Draw `batch_size` stored transitions uniformly, with replacement."""
+    slots, num_envs = buffer.action.shape
+    size = jnp.maximum(buffer.size, 1)
+    flat = jax.random.randint(key, (batch_size,), 0, size * num_envs)
+    env, age = flat % num_envs, flat // num_envs
+    slot = (buffer.position - size + age) % slots
+    pair = buffer.obs[jnp.concatenate([slot, (slot + 1) % slots]), jnp.tile(env, 2)]
+    truncated = buffer.truncated[slot, env]
+    final = buffer.final_obs[buffer.final_index[slot, env], env]
+    mask = truncated.reshape(truncated.shape + (1,) * (final.ndim - 1))
+    return Transition(
+        obs=pair[:batch_size],
+        action=buffer.action[slot, env],
+        reward=buffer.reward[slot, env],
+        next_obs=jnp.where(mask, final, pair[batch_size:]),
+        terminated=buffer.terminated[slot, env],
+    )

@@ -40,7 +40,9 @@ class DQNConfig:
         "Env steps per seed (all envs together); must be a multiple of "
         "num_envs * train_freq * num_log_points.",
     )
-    buffer_size: int = _option(10_000, "Replay buffer capacity in transitions.")
+    buffer_size: int = _option(
+        10_000, "Replay buffer capacity in transitions, a multiple of num_envs."
+    )
     learning_starts: int = _option(
         10_000, "Env steps of uniform-random actions that fill the buffer before learning."
     )
@@ -307,6 +309,13 @@ def validate(config: DQNConfig) -> None:
         raise ValueError(
             f"buffer_size={buffer_size} is not allowed: must hold at least one iteration's "
             f"transitions, num_envs * train_freq = {num_envs * train_freq}"
+        )
+    if buffer_size % num_envs:
+        lower = buffer_size - buffer_size % num_envs
+        raise ValueError(
+            f"buffer_size={buffer_size} is not allowed: must be a multiple of num_envs="
+            f"{num_envs} (each env has its own ring); nearest valid: {lower} or "
+            f"{lower + num_envs}"
         )
     if batch_size > buffer_size:
         raise ValueError(

@@ -195,13 +195,15 @@ def _stat(function: Callable[[np.ndarray], float], values: np.ndarray) -> float 
     return _plain(np.float64(function(values))) if values.size else None
 
 
-def _device() -> str:
+def device_description() -> str:
+    """The JAX backend and device kind, e.g. 'cpu (cpu) x1' or 'gpu (NVIDIA H100) x1'."""
     devices = jax.devices()
     first = devices[0]
     return f"{first.platform} ({first.device_kind}) x{len(devices)}"
 
 
-def _versions() -> dict[str, str | None]:
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of Python and the packages a result depends on."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for package in _VERSIONED_PACKAGES:
         try:
@@ -267,8 +269,8 @@ def summarise(
         "compile_seconds": float(compile_seconds),
         "run_seconds": float(run_seconds),
         "env_steps_per_second": steps_per_second,
-        "device": _device(),
-        "versions": _versions(),
+        "device": device_description(),
+        "versions": package_versions(),
     }
 
 

@@ -40,7 +40,7 @@ class RunnerState(NamedTuple):
     params: Any
     target_params: Any
     opt_state: Any
-    buffer: replay.BufferState
+    buffer: replay.ReplayBuffer
     env_state: Any
     obs: jax.Array
     episode_return: jax.Array
@@ -144,20 +144,18 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
         net_key, env_key, loop_key, eval_key = jax.random.split(key, 4)
         obs, env_state = vector_reset(spec, env_key, config.num_envs)
         params = network.init(net_key, obs)
-        example_obs = jnp.zeros(spec.obs_shape, spec.storage_dtype)
-        example = replay.Transition(
-            obs=example_obs,
-            action=jnp.zeros((), jnp.int32),
-            reward=jnp.zeros((), jnp.float32),
-            next_obs=example_obs,
-            terminated=jnp.zeros((), bool),
-        )
         zeros = jnp.zeros((config.num_envs,), jnp.float32)
         return RunnerState(
             params=params,
             target_params=params,
             opt_state=make_optimizer(config, hp).init(params),
-            buffer=replay.init(example, config.buffer_size),
+            buffer=replay.init(
+                spec.obs_shape,
+                spec.storage_dtype,
+                config.num_envs,
+                config.buffer_size,
+                spec.max_episode_steps,
+            ),
             env_state=env_state,
             obs=obs,
             episode_return=zeros,
@@ -168,10 +166,10 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
 
     def collect(
         state: RunnerState, stats: PeriodStats, epsilon: jax.Array, key: jax.Array
-    ) -> tuple[RunnerState, PeriodStats, replay.Transition]:
-        """Step every env `train_freq` times; return transitions flattened to (S, ...)."""
+    ) -> tuple[RunnerState, PeriodStats]:
+        """Step every env `train_freq` times, adding each vector step to the buffer."""
 
-        def env_step(carry: tuple, step_key: jax.Array) -> tuple[tuple, replay.Transition]:
+        def env_step(carry: tuple, step_key: jax.Array) -> tuple[tuple, None]:
             state, stats = carry
             act_key, env_key = jax.random.split(step_key)
             q_values = network.apply(state.params, state.obs)
@@ -179,12 +177,8 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
             obs, env_state, reward, terminated, truncated, final_obs = vector_step(
                 spec, env_key, state.env_state, action
             )
-            transition = replay.Transition(
-                obs=state.obs.astype(spec.storage_dtype),
-                action=action,
-                reward=reward,
-                next_obs=final_obs.astype(spec.storage_dtype),
-                terminated=terminated,
+            buffer = replay.add(
+                state.buffer, state.obs, action, reward, terminated, truncated, final_obs
             )
             episode_return = state.episode_return + reward
             episode_length = state.episode_length + 1
@@ -195,17 +189,17 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
                 episodes=stats.episodes + jnp.sum(done, dtype=jnp.int32),
             )
             state = state._replace(
+                buffer=buffer,
                 env_state=env_state,
                 obs=obs,
                 episode_return=jnp.where(done, 0.0, episode_return),
                 episode_length=jnp.where(done, 0, episode_length),
             )
-            return (state, stats), transition
+            return (state, stats), None
 
         keys = jax.random.split(key, config.train_freq)
-        (state, stats), transitions = jax.lax.scan(env_step, (state, stats), keys)
-        flat = jax.tree.map(lambda x: x.reshape(steps_per_iteration, *x.shape[2:]), transitions)
-        return state, stats, flat
+        (state, stats), _ = jax.lax.scan(env_step, (state, stats), keys)
+        return state, stats
 
     def learn(
         state: RunnerState, hp: HParams, iteration: jax.Array, key: jax.Array
@@ -249,8 +243,7 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
         state, stats = carry
         key, collect_key, learn_key = jax.random.split(state.key, 3)
         state = state._replace(key=key)
-        state, stats, transitions = collect(state, stats, epsilon_for(iteration, hp), collect_key)
-        state = state._replace(buffer=replay.add(state.buffer, transitions))
+        state, stats = collect(state, stats, epsilon_for(iteration, hp), collect_key)
         state, loss_sum, q_sum = jax.lax.cond(
             iteration >= prefill,
             lambda s: learn(s, hp, iteration, learn_key),

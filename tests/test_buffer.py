@@ -5,78 +5,135 @@ import pytest
 
 from purejaxdqn import buffer as replay
 
-
-def _items(start: int, n: int) -> dict:
-    values = jnp.arange(start, start + n)
-    return {
-        "x": values.astype(jnp.float32),
-        "obs": jnp.stack([values, -values], 1).astype(jnp.uint8),
-    }
+NUM_ENVS = 2
 
 
-def _example() -> dict:
-    return {"x": jnp.zeros((), jnp.float32), "obs": jnp.zeros((2,), jnp.uint8)}
+def _step(buffer, t, terminated=(False, False), truncated=(False, False), final=None):
+    """Add vector step t: env e sees obs 10*t + e; its final obs is `final` or 10*(t+1)+e."""
+    obs = jnp.array([[10 * t + e, 0] for e in range(NUM_ENVS)], jnp.float32)
+    final_obs = obs.at[:, 0].add(10) if final is None else jnp.asarray(final, jnp.float32)
+    return replay.add(
+        buffer,
+        obs,
+        jnp.array([t, t + 100], jnp.int32),
+        jnp.array([t, -t], jnp.float32),
+        jnp.asarray(terminated),
+        jnp.asarray(truncated),
+        final_obs,
+    )
 
 
-def test_init_allocates_capacity_with_item_dtypes():
-    state = replay.init(_example(), 6)
-    assert state.data["x"].shape == (6,) and state.data["x"].dtype == jnp.float32
-    assert state.data["obs"].shape == (6, 2) and state.data["obs"].dtype == jnp.uint8
-    assert int(state.position) == 0 and int(state.size) == 0
+def _all_transitions(buffer):
+    """Every stored transition, keyed by its action, via many uniform draws."""
+    batch = replay.sample(buffer, jax.random.key(0), 4096)
+    seen = {}
+    for i in range(4096):
+        seen[int(batch.action[i])] = (
+            float(batch.obs[i, 0]),
+            float(batch.reward[i]),
+            float(batch.next_obs[i, 0]),
+            bool(batch.terminated[i]),
+        )
+    return seen
 
 
-def test_add_wraps_around_and_overwrites_oldest_contiguous_path():
-    state = replay.init(_example(), 6)  # 3 divides 6: slice writes
-    for start in (1, 4, 7):
-        state = replay.add(state, _items(start, 3))
-    # items 1..9 written; 1..3 overwritten by 7..9
-    np.testing.assert_array_equal(state.data["x"], [7, 8, 9, 4, 5, 6])
-    np.testing.assert_array_equal(state.data["obs"][:, 0], [7, 8, 9, 4, 5, 6])
-    assert int(state.position) == 3 and int(state.size) == 6
+def test_init_shapes_dtypes_and_side_ring_size():
+    buffer = replay.init((3, 3), jnp.uint8, NUM_ENVS, capacity=8, max_episode_steps=3)
+    assert buffer.obs.shape == (5, NUM_ENVS, 3, 3) and buffer.obs.dtype == jnp.uint8
+    assert buffer.action.shape == (5, NUM_ENVS) and buffer.action.dtype == jnp.int32
+    assert buffer.final_obs.shape == (3, NUM_ENVS, 3, 3)  # ceil(4 / 3) + 1
+    assert replay.capacity_of(buffer) == 8
+    assert int(buffer.position) == 0 and int(buffer.size) == 0
+    no_limit = replay.init((2,), jnp.float32, NUM_ENVS, 8, max_episode_steps=None)
+    assert no_limit.final_obs.shape[0] == 5
 
 
-def test_add_wraps_around_when_batch_does_not_divide_capacity():
-    state = replay.init(_example(), 5)
-    state = replay.add(state, _items(1, 3))
-    assert int(state.size) == 3
-    state = replay.add(state, _items(4, 3))  # writes slots 3, 4, 0
-    np.testing.assert_array_equal(state.data["x"], [6, 2, 3, 4, 5])
-    assert int(state.position) == 1 and int(state.size) == 5
+def test_init_rejects_capacity_not_multiple_of_num_envs():
+    with pytest.raises(ValueError, match="buffer_size=7 .*multiple of num_envs=2"):
+        replay.init((2,), jnp.float32, NUM_ENVS, 7, None)
 
 
-def test_add_rejects_batch_larger_than_capacity():
-    with pytest.raises(ValueError, match="capacity 2"):
-        replay.add(replay.init(_example(), 2), _items(0, 3))
+def test_observations_stored_once_in_compact_dtype():
+    capacity, obs_shape = 100_000, (10, 10, 4)
+    buffer = jax.eval_shape(
+        lambda: replay.init(obs_shape, jnp.uint8, 8, capacity, max_episode_steps=1000)
+    )
+    raw = capacity * np.prod(obs_shape)
+    assert replay.nbytes(buffer) <= 1.25 * raw
+    assert replay.nbytes(buffer) > raw
 
 
-def test_sample_only_draws_filled_entries_with_replacement():
-    state = replay.add(replay.init(_example(), 100), _items(1, 3))
-    batch = replay.sample(state, jax.random.key(0), 64)  # more draws than items: replacement
-    assert set(np.asarray(batch["x"]).tolist()) == {1.0, 2.0, 3.0}
-    np.testing.assert_array_equal(batch["obs"][:, 0], batch["x"].astype(np.uint8))
+def test_successor_is_next_slot_and_ring_overwrites_oldest():
+    buffer = replay.init((2,), jnp.float32, NUM_ENVS, capacity=6, max_episode_steps=None)
+    for t in range(5):  # 5 steps into 3 slots per env: steps 0 and 1 are overwritten
+        buffer = _step(buffer, t)
+    assert int(buffer.size) == 3
+    seen = _all_transitions(buffer)
+    expected = {}
+    for t in (2, 3, 4):
+        expected[t] = (10 * t, t, 10 * (t + 1), False)
+        expected[t + 100] = (10 * t + 1, -t, 10 * (t + 1) + 1, False)
+    assert seen == expected
 
 
-def test_sample_is_uniform():
-    state = replay.add(replay.init(_example(), 4), _items(0, 4))
-    draws = np.asarray(replay.sample(state, jax.random.key(1), 40_000)["x"]).astype(int)
-    counts = np.bincount(draws, minlength=4)
+def test_truncated_step_bootstraps_from_final_obs_not_reset_obs():
+    buffer = replay.init((2,), jnp.float32, NUM_ENVS, capacity=8, max_episode_steps=2)
+    buffer = _step(buffer, 0)
+    # env 0 truncates at t=1 with final obs 999; env 1 terminates with final obs 555
+    buffer = _step(
+        buffer, 1, terminated=(False, True), truncated=(True, False), final=[[999, 0], [555, 0]]
+    )
+    buffer = _step(buffer, 2)  # obs 20/21 are the reset observations
+    seen = _all_transitions(buffer)
+    assert seen[1] == (10, 1, 999, False)  # truncation: the true final observation
+    assert seen[101][3] is True  # termination: flagged (its successor is never used)
+    assert seen[0] == (0, 0, 10, False) and seen[2] == (20, 2, 30, False)
+
+
+def test_final_obs_survive_while_their_slots_live():
+    # time limit 2: every env truncates every second step; ring wraps several times
+    buffer = replay.init((2,), jnp.float32, NUM_ENVS, capacity=10, max_episode_steps=2)
+    for t in range(23):
+        truncated = (t % 2 == 1, t % 2 == 1)
+        final = [[1000 + t, 0], [2000 + t, 0]] if t % 2 else None
+        buffer = _step(buffer, t, truncated=truncated, final=final)
+    seen = _all_transitions(buffer)
+    assert sorted(a for a in seen if a < 100) == list(range(18, 23))
+    for t in range(18, 23):
+        successor = 1000 + t if t % 2 else 10 * (t + 1)
+        assert seen[t][2] == successor, (t, seen[t])
+        assert seen[t + 100][2] == (2000 + t if t % 2 else 10 * (t + 1) + 1)
+
+
+def test_sample_is_uniform_over_envs_and_slots():
+    buffer = replay.init((2,), jnp.float32, NUM_ENVS, capacity=4, max_episode_steps=None)
+    for t in range(3):  # fill 2 of 2 slots per env, one wrap
+        buffer = _step(buffer, t)
+    actions = np.asarray(replay.sample(buffer, jax.random.key(1), 40_000).action)
+    values, counts = np.unique(actions, return_counts=True)
+    assert values.tolist() == [1, 2, 101, 102]
     expected, sd = 10_000, np.sqrt(40_000 * 0.25 * 0.75)
     assert np.all(np.abs(counts - expected) < 5 * sd), counts
 
 
 def test_vmapped_add_uses_one_unbatched_write_position():
     def fill(x):
-        state = replay.init(_example(), 6)
-        return replay.add(state, {"x": x, "obs": jnp.zeros((3, 2), jnp.uint8)})
+        buffer = replay.init((2,), jnp.float32, NUM_ENVS, 6, max_episode_steps=2)
+        obs = jnp.stack([x, x], 1)
+        flags = jnp.zeros(NUM_ENVS, bool)
+        return replay.add(buffer, obs, jnp.zeros(2, jnp.int32), x, flags, flags, obs)
 
-    xs = jnp.arange(15.0).reshape(5, 3)
+    xs = jnp.arange(10.0).reshape(5, 2)
     batched = jax.vmap(fill)(xs)
     for row in range(5):
-        np.testing.assert_array_equal(batched.data["x"][row], fill(xs[row]).data["x"])
-    # the write index is shared by all seeds: no per-seed gather/scatter indices
+        np.testing.assert_array_equal(batched.obs[row], fill(xs[row]).obs)
+    # every write into the rings (4 slots) uses one start index shared by all seeds, not
+    # per-seed indices (the final_obs side ring, 3 entries, is indexed per env by design)
     jaxpr = jax.make_jaxpr(jax.vmap(fill))(xs).jaxpr
     writes = [e for e in jaxpr.eqns if e.primitive.name in ("scatter", "dynamic_update_slice")]
-    assert writes
-    for eqn in writes:
-        index_shapes = [v.aval.shape for v in eqn.invars[1:] if v.aval.dtype == jnp.int32]
-        assert all(np.prod(shape) <= 2 for shape in index_shapes), index_shapes
+    ring_writes = [e for e in writes if 4 in e.invars[0].aval.shape[:2]]
+    assert len(ring_writes) == 7
+    for eqn in ring_writes:
+        operand, *rest = (v.aval for v in eqn.invars)
+        index_sizes = [np.prod(a.shape) for a in rest if a.dtype == jnp.int32 and a.ndim <= 1]
+        assert all(size <= operand.ndim for size in index_sizes), eqn

@@ -52,7 +52,8 @@ def test_truncation_bootstraps_from_the_final_observation():
     q, result = _learned_q(config, TruncationProbe(), hp, keys, jnp.ones((1, 1)))
     np.testing.assert_allclose(q[:, 0, 0], 1.0 / (1.0 - gammas), rtol=0.05)
     # the transitions really were truncations: episodes of length 1, never terminated
-    assert not np.any(result.runner_state.buffer.data.terminated)
+    buffer = result.runner_state.buffer
+    assert not np.any(buffer.terminated) and np.all(buffer.truncated)
     np.testing.assert_array_equal(result.metrics["episode_length"], 1.0)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from purejaxdqn import DQNConfig, hparams_in_axes, make_train
+from purejaxdqn import buffer as replay
 
 
 def _numpy(x) -> np.ndarray:
@@ -55,7 +56,8 @@ def test_metrics_and_evals_have_expected_shapes_and_counts(three_seed_run, tiny_
     np.testing.assert_array_equal(evals["env_steps"][0], [800, 1600])
     assert np.all((evals["return"] >= 1) & (evals["return"] <= tiny_config.eval_max_steps))
     buffer = result.runner_state.buffer
-    assert int(buffer.size[0]) == tiny_config.buffer_size  # 1600 transitions into 512 slots
+    # 1600 transitions into 512 slots: full, 128 per env
+    assert int(buffer.size[0]) * tiny_config.num_envs == tiny_config.buffer_size
 
 
 def test_same_key_gives_identical_results(tiny_single, tiny_config):
@@ -158,9 +160,11 @@ def test_compact_observation_storage_for_minatar():
     )
     train = make_train(config)
     shapes = jax.eval_shape(train, jax.random.key(0), config.hparams())
-    buffer_obs = shapes.runner_state.buffer.data.obs
-    assert buffer_obs.shape == (100, 10, 10, 4) and buffer_obs.dtype == jnp.uint8
-    assert shapes.runner_state.buffer.data.next_obs.dtype == jnp.uint8
+    buffer = shapes.runner_state.buffer
+    # 50 slots per env plus the write-ahead slot; observations are not stored twice
+    assert buffer.obs.shape == (51, 2, 10, 10, 4) and buffer.obs.dtype == jnp.uint8
+    assert buffer.final_obs.dtype == jnp.uint8 and buffer.final_obs.shape[0] == 2
+    assert replay.nbytes(buffer) <= 1.25 * 100 * 10 * 10 * 4
 
 
 def test_learning_rate_annealing_decays_linearly_to_zero(tiny_config):
