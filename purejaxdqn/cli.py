@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from purejaxdqn.config import DQNConfig
-from purejaxdqn.experiment import format_summary, run_experiment, write_run
+from purejaxdqn.devices import use_all_cpu_cores
+from purejaxdqn.experiment import enable_compile_cache, format_summary, run_experiment, write_run
 from purejaxdqn.presets import PRESETS, get_preset
 from purejaxdqn.train import make_train
 
@@ -221,6 +222,15 @@ def _add_train_command(subparsers: Any) -> None:
         default=None,
         help="run folder (default: runs/<env>-<YYYYmmdd-HHMMSS>).",
     )
+    parser.add_argument(
+        "--compile-cache",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="persistent XLA compilation cache folder: a later run of the same config and "
+        "seed count loads the compiled program instead of compiling (default: off, or "
+        "$JAX_COMPILATION_CACHE_DIR).",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors.")
     _add_config_options(parser)
     parser.set_defaults(handler=_train, parser=parser)
@@ -291,6 +301,8 @@ def _train(args: argparse.Namespace) -> int:
     if not diff:
         say("  (none)")
 
+    if args.compile_cache is not None:
+        enable_compile_cache(args.compile_cache)
     output_dir = args.output_dir or default_output_dir(config.env_id)
     experiment = run_experiment(config, args.num_seeds, args.seed, progress=say)
     folder = write_run(experiment, output_dir)
@@ -323,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     compiles.
     """
     parser = build_parser()
+    if argv is None:  # the real command line: this process is ours, use every core
+        use_all_cpu_cores()
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -46,6 +46,35 @@ class MLPQNetwork(nn.Module):
         return QHead(self.num_actions, self.dueling)(x)
 
 
+class PatchConv(nn.Module):
+    """A stride-1 'VALID' 2-D convolution computed as patches @ kernel.
+
+    Same parameters (`kernel` (kh, kw, C, features), `bias`) and initialisation as
+    `nn.Conv`, and the same result, but the product is a plain matrix multiply. Under
+    `jax.vmap` over seeds (one kernel per seed) XLA turns a convolution into a grouped
+    convolution, which is slow on CPU; this stays a batched matmul.
+    """
+
+    features: int
+    kernel_size: tuple[int, int] = (3, 3)
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        """(N, H, W, C) -> (N, H - kh + 1, W - kw + 1, features)."""
+        kh, kw = self.kernel_size
+        channels = x.shape[-1]
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(), (kh, kw, channels, self.features)
+        )
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        height, width = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+        patches = jnp.concatenate(
+            [x[:, i : i + height, j : j + width, :] for i in range(kh) for j in range(kw)],
+            axis=-1,
+        )  # (N, H', W', kh * kw * C), ordered like the kernel's flattened (kh, kw, C)
+        return patches @ kernel.reshape(kh * kw * channels, self.features) + bias
+
+
 class MinAtarQNetwork(nn.Module):
     """The MinAtar DQN network (Young & Tian, 2019): 16 3x3 filters, then dense layers."""
 
@@ -58,7 +87,7 @@ class MinAtarQNetwork(nn.Module):
         """Q-values for observations of shape (*batch, H, W, C)."""
         batch_shape = obs.shape[:-3]
         x = obs.astype(jnp.float32).reshape(-1, *obs.shape[-3:])
-        x = nn.relu(nn.Conv(16, kernel_size=(3, 3), padding="VALID")(x))
+        x = nn.relu(PatchConv(16, kernel_size=(3, 3), name="Conv_0")(x))
         x = x.reshape(x.shape[0], -1)
         for width in self.hidden_sizes:
             x = nn.relu(nn.Dense(width)(x))

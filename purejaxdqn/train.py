@@ -197,6 +197,9 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
             )
             return (state, stats), None
 
+        if config.train_freq == 1:  # no loop of one: a smaller program compiles faster
+            (state, stats), _ = env_step((state, stats), key)
+            return state, stats
         keys = jax.random.split(key, config.train_freq)
         (state, stats), _ = jax.lax.scan(env_step, (state, stats), keys)
         return state, stats
@@ -225,10 +228,13 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), (loss, q_mean)
 
-        keys = jax.random.split(key, config.gradient_steps)
-        (params, opt_state), (losses, q_means) = jax.lax.scan(
-            update, (state.params, state.opt_state), keys
-        )
+        if config.gradient_steps == 1:
+            (params, opt_state), (losses, q_means) = update((state.params, state.opt_state), key)
+        else:
+            keys = jax.random.split(key, config.gradient_steps)
+            (params, opt_state), (losses, q_means) = jax.lax.scan(
+                update, (state.params, state.opt_state), keys
+            )
         target_params = jax.lax.cond(
             target_update_due(iteration, steps_per_iteration, config.target_update_interval),
             lambda: polyak_update(params, state.target_params, hp.tau),

@@ -1,0 +1,319 @@
+r"""Seed-scaling throughput: env steps/s and memory of N seeds in one compiled program.
+
+    python benchmarks/throughput.py                                   # both envs, 1..256 seeds
+    python benchmarks/throughput.py --env CartPole-v1 --seeds 1 4 16 64 256 1024
+    python benchmarks/throughput.py --seeds 1 2 --cartpole-timesteps 20000 \
+        --minatar-timesteps 4000 --results-dir /tmp/tp_results        # quick smoke run
+
+For every env and seed count N it trains N seeds in one `jax.jit(jax.vmap(train,
+in_axes=(0, None)))` program (keys `jax.random.split(jax.random.key(seed), N)`, sharded
+over the local devices as `run_experiment` does: on CPU one device per core), timed by
+`common.time_compiled` (compile apart from run), and records aggregate and per-seed env
+steps/s, the replay buffer's bytes per seed (from `jax.eval_shape`, nothing run) against the
+raw compact observation bytes (buffer_size * obs size * storage itemsize; the target is
+replay / raw <= 1.25 for MinAtar at buffer 100,000), the compiled program's memory
+(argument + output + temp - alias) and, where the backend reports it (GPU), the device's
+`peak_bytes_in_use`: a high-water mark of the whole process, so it only grows across points.
+
+Seed counts grow until the next point is estimated not to fit memory (linear extrapolation
+of the measured points, at least N replay buffers), an out-of-memory error is raised, or a
+point ran longer than `--max-seconds`; the larger points are recorded as skipped, with why.
+Configs: CartPole-v1 is `common.CLASSIC_CARTPOLE`, other envs their preset with evaluation
+off; `total_timesteps` comes from the options, `learning_starts` keeps the classic 2% prefill
+and `num_log_points` drops to the largest valid value if needed. Results go to
+`<results-dir>/throughput_<device>.json` and `.csv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+from pathlib import Path
+from typing import Any
+
+import jax
+from common import (
+    CLASSIC_CARTPOLE,
+    RESULTS_DIR,
+    device_slug,
+    markdown_table,
+    run_metadata,
+    seed_keys,
+    time_compiled,
+    write_results,
+)
+
+from purejaxdqn import DQNConfig, get_preset, make_train
+from purejaxdqn.envs import make_env
+from purejaxdqn.experiment import device_description
+
+MB = 1e6
+PREFILL_FRACTION = CLASSIC_CARTPOLE.learning_starts / CLASSIC_CARTPOLE.total_timesteps
+FIT_FRACTION = 0.9  # a point must be estimated below this share of the memory limit
+COLUMNS = [
+    ("env", "env_id"),
+    ("seeds", "num_seeds"),
+    ("env steps/s", "env_steps_per_second"),
+    ("per-seed steps/s", "env_steps_per_second_per_seed"),
+    ("speedup", "speedup"),
+    ("compile s", "compile_seconds"),
+    ("run s", "run_seconds"),
+    ("replay MB/seed", "replay_mb_per_seed"),
+    ("replay ÷ raw obs", "replay_over_raw_obs"),
+    ("peak MB", "peak_mb"),
+    ("process peak MB", "device_peak_mb"),
+    ("skipped", "skipped"),
+]
+
+
+def scaled_config(base: DQNConfig, total_timesteps: int) -> DQNConfig:
+    """`base` shortened to `total_timesteps`, with a 2% prefill and valid log points."""
+    iterations, rest = divmod(total_timesteps, base.steps_per_iteration)
+    if rest or not iterations:
+        raise SystemExit(
+            f"{base.env_id}: total_timesteps={total_timesteps} must be a positive multiple "
+            f"of num_envs * train_freq = {base.steps_per_iteration}"
+        )
+    log_points = max(d for d in range(1, base.num_log_points + 1) if iterations % d == 0)
+    return base.replace(
+        total_timesteps=total_timesteps,
+        learning_starts=round(PREFILL_FRACTION * total_timesteps),
+        num_log_points=log_points,
+        eval_every=0,
+    )
+
+
+def bench_config(env_id: str, args: argparse.Namespace) -> DQNConfig:
+    """CartPole-v1: the classic config; any other env: its preset with evaluation off."""
+    if env_id == "CartPole-v1":
+        return scaled_config(CLASSIC_CARTPOLE, args.cartpole_timesteps)
+    return scaled_config(get_preset(env_id).replace(eval_every=0), args.minatar_timesteps)
+
+
+def replay_memory(config: DQNConfig) -> dict[str, Any]:
+    """Replay bytes per seed (every leaf of the buffer, from `jax.eval_shape`) and raw
+    compact observation bytes (buffer_size * obs size * storage itemsize).
+    """
+    shapes = jax.eval_shape(make_train(config), jax.random.key(0), config.hparams())
+    leaves = jax.tree.leaves(shapes.runner_state.buffer)
+    replay = sum(leaf.size * leaf.dtype.itemsize for leaf in leaves)
+    spec = make_env(config.env_id, obs_storage_dtype=config.obs_storage_dtype)
+    raw = config.buffer_size * math.prod(spec.obs_shape) * spec.storage_dtype.itemsize
+    return {
+        "replay_bytes_per_seed": int(replay),
+        "raw_obs_bytes_per_seed": int(raw),
+        "replay_mb_per_seed": replay / MB,
+        "replay_over_raw_obs": replay / raw,
+    }
+
+
+def memory_limit() -> int | None:
+    """Bytes free for a program: the device's limit less bytes in use on GPU, else the
+    host's MemAvailable (Linux); None if unknown.
+    """
+    stats = jax.devices()[0].memory_stats()
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def run_point(config: DQNConfig, num_seeds: int, seed: int) -> dict[str, Any]:
+    """Compile and run `num_seeds` seeds of `config` once; speed and memory of the program."""
+    keys = seed_keys(num_seeds, seed, shard=True)
+    vmapped = jax.vmap(make_train(config), in_axes=(0, None))
+    timing = time_compiled(vmapped, keys, config.hparams())
+    analysis = timing["compiled"].memory_analysis()  # None where the backend has none
+    names = ("argument", "output", "temp", "alias")
+    parts = {f"{n}_bytes": getattr(analysis, f"{n}_size_in_bytes", None) for n in names}
+    sizes = list(parts.values())
+    peak = None if None in sizes else sum(sizes[:3]) - sizes[3]
+    stats = jax.devices()[0].memory_stats() or {}
+    device_peak = stats.get("peak_bytes_in_use")
+    compile_seconds, run_seconds = timing["compile_seconds"], timing["run_seconds"]
+    del timing  # free the N replay buffers before the next point
+    gc.collect()
+    return {
+        "env_steps_per_second": num_seeds * config.total_timesteps / run_seconds,
+        "env_steps_per_second_per_seed": config.total_timesteps / run_seconds,
+        "compile_seconds": compile_seconds,
+        "run_seconds": run_seconds,
+        **parts,
+        "peak_bytes": peak,
+        "peak_mb": None if peak is None else peak / MB,
+        "device_peak_bytes_in_use": device_peak,
+        "device_peak_mb": None if device_peak is None else device_peak / MB,
+    }
+
+
+def estimate_bytes(num_seeds: int, measured: list[tuple[int, int]], replay_bytes: int) -> int:
+    """Memory estimate for `num_seeds`: linear through the last two measured (seeds, bytes)
+    points (proportional from one), and never below `num_seeds` replay buffers.
+    """
+    estimate = num_seeds * replay_bytes
+    if len(measured) == 1:
+        ((n0, b0),) = measured
+        estimate = max(estimate, b0 * num_seeds // n0)
+    elif measured:
+        (n0, b0), (n1, b1) = measured[-2:]
+        estimate = max(estimate, int(b1 + (b1 - b0) / (n1 - n0) * (num_seeds - n1)))
+    return estimate
+
+
+def is_out_of_memory(error: Exception) -> bool:
+    """Whether `error` is XLA's allocation failure."""
+    text = str(error)
+    return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
+def print_row(row: dict[str, Any]) -> None:
+    """One progress line for a measured or skipped point."""
+    head = f"{row['env_id']:<18} {row['num_seeds']:>6} seeds: "
+    if row["skipped"]:
+        print(head + f"skipped ({row['skipped']})", flush=True)
+        return
+    peak = "n/a" if row["peak_mb"] is None else f"{row['peak_mb']:,.0f} MB"
+    print(
+        head + f"{row['env_steps_per_second']:>12,.0f} env steps/s "
+        f"({row['env_steps_per_second_per_seed']:,.0f}/seed), compile "
+        f"{row['compile_seconds']:.1f} s, run {row['run_seconds']:.1f} s, peak {peak}",
+        flush=True,
+    )
+
+
+def sweep_env(config: DQNConfig, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Measure every seed count of `args.seeds` for `config`, smallest first, until one
+    would not fit memory or a point ran longer than `args.max_seconds`.
+    """
+    memory = replay_memory(config)
+    target = " (target <= 1.25)" if config.env_id.endswith("-MinAtar") else ""
+    print(
+        f"\n{config.env_id}: replay {memory['replay_mb_per_seed']:.2f} MB/seed, raw compact "
+        f"obs {memory['raw_obs_bytes_per_seed'] / MB:.2f} MB, replay ÷ raw obs = "
+        f"{memory['replay_over_raw_obs']:.3f}{target} at buffer {config.buffer_size:,}"
+    )
+    rows: list[dict[str, Any]] = []
+    measured: list[tuple[int, int]] = []
+    stop: str | None = None
+    for num_seeds in args.seeds:
+        row = {
+            "env_id": config.env_id,
+            "num_seeds": num_seeds,
+            "total_timesteps": config.total_timesteps,
+            **memory,
+            "skipped": stop,
+        }
+        limit = memory_limit()
+        estimate = estimate_bytes(num_seeds, measured, memory["replay_bytes_per_seed"])
+        if not stop and limit and estimate > FIT_FRACTION * limit:
+            stop = row["skipped"] = (
+                f"{num_seeds} seeds estimated {estimate / MB:,.0f} MB > {FIT_FRACTION:.0%} of "
+                f"{limit / MB:,.0f} MB available"
+            )
+        if not stop:
+            try:
+                row.update(run_point(config, num_seeds, args.seed))
+            except Exception as error:  # XLA raises its runtime error type for OOM
+                if not is_out_of_memory(error):
+                    raise
+                stop = row["skipped"] = f"out of memory: {str(error).splitlines()[0][:200]}"
+            else:
+                if row["peak_bytes"] is not None:
+                    measured.append((num_seeds, row["peak_bytes"]))
+                if row["run_seconds"] > args.max_seconds:
+                    stop = (
+                        f"{num_seeds} seeds ran {row['run_seconds']:.1f} s > "
+                        f"--max-seconds {args.max_seconds:g}"
+                    )
+        rows.append(row)
+        print_row(row)
+    done = [r for r in rows if not r["skipped"]]
+    for r in done:
+        r["speedup_base_seeds"] = done[0]["num_seeds"]
+        r["speedup"] = r["env_steps_per_second"] / done[0]["env_steps_per_second"]
+    return rows
+
+
+def monotonic_report(rows: list[dict[str, Any]]) -> str:
+    """Whether aggregate env steps/s never falls as seeds grow, for one env's rows."""
+    done = [r for r in rows if not r["skipped"]]
+    rates = ", ".join(f"{r['num_seeds']}: {r['env_steps_per_second']:,.0f}" for r in done)
+    falls = [
+        f"{a['num_seeds']}->{b['num_seeds']} seeds ({b['speedup'] / a['speedup']:.2f}x)"
+        for a, b in zip(done, done[1:], strict=False)
+        if b["env_steps_per_second"] < a["env_steps_per_second"]
+    ]
+    verdict = "NO, falls at " + "; ".join(falls) if falls else "yes"
+    verdict = {0: "no point measured", 1: "yes (one point only)"}.get(len(done), verdict)
+    env_id = rows[0]["env_id"]
+    return f"{env_id}: aggregate env steps/s non-decreasing in seeds: {verdict} [{rates}]"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse options, sweep every env over the seed counts, print and save the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--env",
+        nargs="+",
+        default=["CartPole-v1", "Breakout-MinAtar"],
+        help="CartPole-v1 (classic config) or an env with a preset",
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 4, 16, 64, 256])
+    parser.add_argument("--cartpole-timesteps", type=int, default=50_000)
+    parser.add_argument(
+        "--minatar-timesteps",
+        type=int,
+        default=20_000,
+        help="env steps per seed of every env other than CartPole-v1",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="base seed of the per-seed keys")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=600.0,
+        help="skip larger seed counts once a point's run took longer",
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    args.seeds = sorted(set(args.seeds))
+    if args.seeds[0] < 1:
+        parser.error("--seeds must be >= 1")
+
+    configs = {env_id: bench_config(env_id, args) for env_id in args.env}
+    print(f"device: {device_description()}")
+    for c in configs.values():
+        print(
+            f"{c.env_id}: {c.total_timesteps:,} env steps/seed, {c.num_envs} envs, "
+            f"learning_starts {c.learning_starts:,}, buffer {c.buffer_size:,}, batch "
+            f"{c.batch_size}, train_freq {c.train_freq}, gradient_steps {c.gradient_steps}, "
+            f"{c.num_log_points} log points, eval off"
+        )
+    rows = [row for config in configs.values() for row in sweep_env(config, args)]
+
+    bases = sorted({r.get("speedup_base_seeds") for r in rows} - {None})
+    base = f"{bases[0]} seed{'s' * (bases[0] != 1)}" if len(bases) == 1 else "fewest seeds"
+    columns = [(f"speedup vs {base}" if key == "speedup" else name, key) for name, key in COLUMNS]
+    table = [{**row, "skipped": row["skipped"] or "-"} for row in rows]
+    print("\n" + markdown_table(table, columns) + "\n")
+    for env_id in configs:
+        print(monotonic_report([r for r in rows if r["env_id"] == env_id]))
+
+    metadata = {
+        **run_metadata(),
+        "device_slug": device_slug(),
+        "seed": args.seed,
+        "max_seconds": args.max_seconds,
+        "configs": {env_id: c.to_dict() for env_id, c in configs.items()},
+    }
+    paths = write_results(f"throughput_{device_slug()}", rows, metadata, args.results_dir)
+    print("wrote " + ", ".join(map(str, paths)))
+
+
+if __name__ == "__main__":
+    main()
