@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata
 import importlib.util
 import math
 import os
@@ -54,20 +53,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from purejaxdqn import DQNConfig, make_train  # noqa: E402
+from purejaxdqn.experiment import package_versions  # noqa: E402
 
 LAST_FRACTION = 0.1  # final return: mean over the last 10% of the run
 REFERENCE_PACKAGES = ("flashbax", "chex", "stable-baselines3", "torch", "gymnasium")
-
-
-def reference_versions() -> dict[str, str | None]:
-    """Installed versions of the reference implementations' packages (None if missing)."""
-    versions = {}
-    for name in REFERENCE_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def _finite(value: Any) -> float | None:
@@ -351,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         purejaxrl_path=args.purejaxrl,
         purejaxrl_dqn_sha256=dqn_file and hashlib.sha256(dqn_file.read_bytes()).hexdigest(),
-        reference_versions=reference_versions(),
+        reference_versions=package_versions(REFERENCE_PACKAGES),
         final_return_fraction=LAST_FRACTION,
     )
     paths = common.write_results(

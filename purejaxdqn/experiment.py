@@ -16,7 +16,7 @@ import json
 import math
 import platform
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,10 +227,10 @@ def device_description() -> str:
     return f"{first.platform} ({first.device_kind}) x{len(devices)}"
 
 
-def package_versions() -> dict[str, str | None]:
-    """Installed versions of Python and the packages a result depends on."""
+def package_versions(packages: Sequence[str] = _VERSIONED_PACKAGES) -> dict[str, str | None]:
+    """Installed versions of Python and `packages` (None for a missing package)."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
-    for package in _VERSIONED_PACKAGES:
+    for package in packages:
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
