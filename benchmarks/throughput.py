@@ -45,6 +45,7 @@ from common import (
 )
 
 from purejaxdqn import DQNConfig, get_preset, make_train
+from purejaxdqn.buffer import nbytes as replay_nbytes
 from purejaxdqn.envs import make_env
 from purejaxdqn.experiment import device_description
 
@@ -92,12 +93,11 @@ def bench_config(env_id: str, args: argparse.Namespace) -> DQNConfig:
 
 
 def replay_memory(config: DQNConfig) -> dict[str, Any]:
-    """Replay bytes per seed (every leaf of the buffer, from `jax.eval_shape`) and raw
+    """Replay bytes per seed (every array of the buffer, from `jax.eval_shape`) and raw
     compact observation bytes (buffer_size * obs size * storage itemsize).
     """
     shapes = jax.eval_shape(make_train(config), jax.random.key(0), config.hparams())
-    leaves = jax.tree.leaves(shapes.runner_state.buffer)
-    replay = sum(leaf.size * leaf.dtype.itemsize for leaf in leaves)
+    replay = replay_nbytes(shapes.runner_state.buffer)
     spec = make_env(config.env_id, obs_storage_dtype=config.obs_storage_dtype)
     raw = config.buffer_size * math.prod(spec.obs_shape) * spec.storage_dtype.itemsize
     return {

@@ -48,6 +48,12 @@ def use_all_cpu_cores() -> bool:
     return True
 
 
+def sharded_seed_keys(seed: int, num_seeds: int) -> jax.Array:
+    """`jax.random.split(jax.random.key(seed), num_seeds)`, placed by `seed_sharding`."""
+    keys = jax.random.split(jax.random.key(seed), num_seeds)
+    return jax.device_put(keys, seed_sharding(num_seeds))
+
+
 def seed_sharding(num_seeds: int) -> NamedSharding:
     """Sharding of a leading seed axis over the most local devices that divide `num_seeds`.
 

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from purejaxdqn.config import DQNConfig, HParams, hparams_in_axes
-from purejaxdqn.devices import seed_sharding
+from purejaxdqn.devices import sharded_seed_keys
 from purejaxdqn.train import make_train
 
 _VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "gymnax", "numpy", "purejaxdqn")
@@ -164,11 +164,10 @@ def run_experiment(
 
     start = time.perf_counter()
     train = make_train(config, env, env_params)
-    sharding = seed_sharding(num_seeds)
-    keys = jax.device_put(jax.random.split(jax.random.key(seed), num_seeds), sharding)
+    keys = sharded_seed_keys(seed, num_seeds)
     hparams = HParams(
         *(
-            leaf if axis is None else jax.device_put(leaf, sharding)
+            leaf if axis is None else jax.device_put(leaf, keys.sharding)
             for leaf, axis in zip(hparams, hparams_axes, strict=True)
         )
     )

@@ -84,6 +84,16 @@ def _mean_or_nan(total: jax.Array, count: jax.Array) -> jax.Array:
     return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
 
 
+def _repeat(body: Callable, carry: Any, key: jax.Array, times: int) -> tuple[Any, Any]:
+    """`times` calls of `body(carry, key_i) -> (carry, out)`, keys split from `key`, as a
+    scan with outputs stacked on a leading axis. One call is made directly (with `key`
+    itself, outputs unstacked): a loop of one only makes the program slower to compile.
+    """
+    if times == 1:
+        return body(carry, key)
+    return jax.lax.scan(body, carry, jax.random.split(key, times))
+
+
 def make_optimizer(config: DQNConfig, hp: HParams) -> optax.GradientTransformation:
     """Adam at `hp.learning_rate` (decayed linearly to 0 over `config.num_updates` updates
     when `config.anneal_lr`), after global-norm clipping unless `max_grad_norm` is None.
@@ -197,11 +207,7 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
             )
             return (state, stats), None
 
-        if config.train_freq == 1:  # no loop of one: a smaller program compiles faster
-            (state, stats), _ = env_step((state, stats), key)
-            return state, stats
-        keys = jax.random.split(key, config.train_freq)
-        (state, stats), _ = jax.lax.scan(env_step, (state, stats), keys)
+        (state, stats), _ = _repeat(env_step, (state, stats), key, config.train_freq)
         return state, stats
 
     def learn(
@@ -228,13 +234,9 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), (loss, q_mean)
 
-        if config.gradient_steps == 1:
-            (params, opt_state), (losses, q_means) = update((state.params, state.opt_state), key)
-        else:
-            keys = jax.random.split(key, config.gradient_steps)
-            (params, opt_state), (losses, q_means) = jax.lax.scan(
-                update, (state.params, state.opt_state), keys
-            )
+        (params, opt_state), (losses, q_means) = _repeat(
+            update, (state.params, state.opt_state), key, config.gradient_steps
+        )
         target_params = jax.lax.cond(
             target_update_due(iteration, steps_per_iteration, config.target_update_interval),
             lambda: polyak_update(params, state.target_params, hp.tau),
