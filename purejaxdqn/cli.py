@@ -2,11 +2,15 @@
 
     purejaxdqn train --env CartPole-v1 --num-seeds 16
     purejaxdqn train --env Acrobot-v1 --learning-rate 1e-3 --hidden-sizes 64,64
+    purejaxdqn sweep --env Breakout-MinAtar --num-seeds 64 --learning-rate 1e-4,3e-4,1e-3
+    purejaxdqn sweep --num-samples 20 --learning-rate 1e-5:1e-2 --gamma 0.95:0.999
     purejaxdqn train --help
 
-`train` starts from a preset (`--preset`, default the preset named by `--env` if there is
-one, else the `DQNConfig` defaults) and applies the options given; every `DQNConfig`
-field is an option, generated from the dataclass so the two never drift apart.
+`train` and `sweep` start from a preset (`--preset`, default the preset named by `--env`
+if there is one, else the `DQNConfig` defaults) and apply the options given; every
+`DQNConfig` field is an option, generated from the dataclass so the two never drift apart.
+In `sweep`, a traced hyperparameter takes a comma list (a grid over every combination) or
+a LO:HI range (sampled, with `--num-samples`).
 
 Each subcommand is a pair of functions: `_add_<name>_command(subparsers)` declares its
 options and sets `handler`, which `main` calls with the parsed arguments.
@@ -24,8 +28,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from purejaxdqn.config import DQNConfig
-from purejaxdqn.devices import use_all_cpu_cores
+import jax
+
+from purejaxdqn import sweep
+from purejaxdqn.config import DQNConfig, HParams
+from purejaxdqn.devices import initialize_distributed, use_all_cpu_cores
 from purejaxdqn.experiment import enable_compile_cache, format_summary, run_experiment, write_run
 from purejaxdqn.presets import PRESETS, get_preset
 from purejaxdqn.train import make_train
@@ -107,7 +114,35 @@ def parse_num_seeds(text: str) -> int:
     return value
 
 
-# --- the train command ----------------------------------------------------------------------
+def parse_sweep_values(text: str) -> list[float] | sweep.Range:
+    """Values of a swept hyperparameter: 'V' or 'V1,V2,...' (a list) or 'LO:HI' (a range)."""
+    if ":" in text:
+        low, _, high = text.partition(":")
+        return sweep.Range(parse_float(low), parse_float(high))
+    parts = [part.strip() for part in text.split(",")]
+    if any(not part for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"invalid values {text!r}: use V, V1,V2,... or LO:HI, e.g. 1e-4,3e-4 or 1e-5:1e-3"
+        )
+    return [parse_float(part) for part in parts]
+
+
+def parse_max_runs(text: str) -> int | str | None:
+    """'auto', 'none' or an integer >= 1."""
+    lowered = text.strip().lower()
+    if lowered == "auto":
+        return "auto"
+    if lowered in _NONE:
+        return None
+    value = parse_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"max_runs_per_device={value} is not allowed: use an integer >= 1, auto or none"
+        )
+    return value
+
+
+# --- the train and sweep commands -----------------------------------------------------------
 
 _PARSERS: dict[Any, tuple[Callable[[str], Any], str]] = {
     bool: (parse_bool, "{true,false}"),
@@ -147,18 +182,48 @@ def option_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One option per `DQNConfig` field except `env_id`, documented from the field metadata."""
+def _single_value(name: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`parse` for a static field in `sweep`: a list or range gets a message saying why not."""
+
+    def parse_static(text: str) -> Any:
+        if ":" in text or ("," in text and name != "hidden_sizes"):
+            raise argparse.ArgumentTypeError(
+                f"{name}={text!r} cannot be swept: it is static (it changes the compiled "
+                f"program); only traced hyperparameters take lists or ranges: "
+                f"{', '.join(HParams._fields)}"
+            )
+        return parse(text)
+
+    parse_static.__name__ = parse.__name__
+    return parse_static
+
+
+def _add_config_options(parser: argparse.ArgumentParser, sweepable: bool = False) -> None:
+    """One option per `DQNConfig` field except `env_id`, documented from the field metadata.
+
+    With `sweepable`, the traced hyperparameters take lists and ranges (`parse_sweep_values`).
+    """
     group = parser.add_argument_group(
         "DQN options",
         "Every DQNConfig field. Only options given override the preset; the defaults shown "
-        "are DQNConfig's (a preset may differ).",
+        "are DQNConfig's (a preset may differ)."
+        + (
+            " Traced hyperparameters take V1,V2,... (grid) or LO:HI (sampled with "
+            "--num-samples; log-uniform for learning_rate, huber_delta, max_grad_norm)."
+            if sweepable
+            else ""
+        ),
     )
     hints = typing.get_type_hints(DQNConfig)
     for field in dataclasses.fields(DQNConfig):
         if field.name == "env_id":
             continue
         parse, metavar = _value_parser(field.name, hints[field.name])
+        is_bool = parse is parse_bool
+        if sweepable and field.name in HParams._fields:
+            parse, metavar = parse_sweep_values, "V[,V...]|LO:HI"
+        elif sweepable:
+            parse = _single_value(field.name, parse)
         doc = field.metadata.get("doc", "").replace("%", "%%")
         kwargs: dict[str, Any] = {
             "dest": field.name,
@@ -167,25 +232,13 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             "default": argparse.SUPPRESS,
             "help": f"{doc} (default: {_show(field.default)})",
         }
-        if parse is parse_bool:
+        if is_bool:
             kwargs.update(nargs="?", const=True)  # `--double-q` alone means true
         group.add_argument(option_name(field.name), **kwargs)
 
 
-def _add_train_command(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "train",
-        prog=PROG,  # so errors read "purejaxdqn: error: ..."
-        allow_abbrev=False,  # a prefix must not silently match a field added later
-        usage=f"{PROG} train [--env ID] [--preset NAME] [--num-seeds N] [--OPTION VALUE ...]",
-        help="train DQN on one environment over several seeds",
-        description=(
-            "Train DQN on one environment over --num-seeds seeds in one compiled program, "
-            "then write config.json, metrics.csv, evals.csv and summary.json to --output-dir. "
-            "Boolean options take true/false; alone (e.g. --double-q) they mean true. "
-            "Optional numbers take 'none'."
-        ),
-    )
+def _add_run_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """Options shared by `train` and `sweep`: environment, seeds, output, devices, hosts."""
     parser.add_argument(
         "--env",
         metavar="ID",
@@ -206,7 +259,7 @@ def _add_train_command(subparsers: Any) -> None:
         metavar="N",
         type=parse_num_seeds,
         default=1,
-        help="seeds trained at once, vmapped in one program (default: 1).",
+        help=f"seeds {what}, vmapped in one program (default: 1).",
     )
     parser.add_argument(
         "--seed",
@@ -220,7 +273,7 @@ def _add_train_command(subparsers: Any) -> None:
         metavar="DIR",
         type=Path,
         default=None,
-        help="run folder (default: runs/<env>-<YYYYmmdd-HHMMSS>).",
+        help="results folder (default: runs/<env>-<YYYYmmdd-HHMMSS>).",
     )
     parser.add_argument(
         "--compile-cache",
@@ -231,18 +284,101 @@ def _add_train_command(subparsers: Any) -> None:
         "seed count loads the compiled program instead of compiling (default: off, or "
         "$JAX_COMPILATION_CACHE_DIR).",
     )
+    parser.add_argument(
+        "--max-runs-per-device",
+        metavar="N|auto|none",
+        type=parse_max_runs,
+        default="auto",
+        help="cap on runs (seeds x settings) per device per compiled call; more run as "
+        "sequential batches of one program. auto: 8 on CPU (where aggregate throughput "
+        "falls past that), memory only on accelerators; none: memory only (default: auto).",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors.")
+    hosts = parser.add_argument_group(
+        "multiple hosts",
+        "Run one process per host (or per GPU) with the same command; they join through "
+        "jax.distributed.initialize, each trains its shard, process 0 writes the results.",
+    )
+    hosts.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run whose layout JAX detects (SLURM, or "
+        "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID).",
+    )
+    hosts.add_argument(
+        "--coordinator-address",
+        metavar="HOST:PORT",
+        default=None,
+        help="address of process 0's coordinator (implies --distributed).",
+    )
+    hosts.add_argument("--num-processes", metavar="N", type=parse_int, default=None)
+    hosts.add_argument("--process-id", metavar="I", type=parse_int, default=None)
+
+
+def _add_train_command(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        prog=PROG,  # so errors read "purejaxdqn: error: ..."
+        allow_abbrev=False,  # a prefix must not silently match a field added later
+        usage=f"{PROG} train [--env ID] [--preset NAME] [--num-seeds N] [--OPTION VALUE ...]",
+        help="train DQN on one environment over several seeds",
+        description=(
+            "Train DQN on one environment over --num-seeds seeds in one compiled program, "
+            "then write config.json, metrics.csv, evals.csv and summary.json to --output-dir. "
+            "Boolean options take true/false; alone (e.g. --double-q) they mean true. "
+            "Optional numbers take 'none'."
+        ),
+    )
+    _add_run_options(parser, "trained at once")
     _add_config_options(parser)
     parser.set_defaults(handler=_train, parser=parser)
 
 
+def _add_sweep_command(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sweep",
+        prog=PROG,
+        allow_abbrev=False,
+        usage=(
+            f"{PROG} sweep [--env ID] [--num-seeds N] [--num-samples N] "
+            "[--HPARAM V1,V2,...|LO:HI ...] [--OPTION VALUE ...]"
+        ),
+        help="train every seed of every hyperparameter setting in one program and rank them",
+        description=(
+            "Sweep traced hyperparameters: --learning-rate 1e-4,3e-4 --gamma 0.99,0.995 "
+            "trains every combination (a grid); with --num-samples N, LO:HI ranges are "
+            "sampled (random search; lists are sampled from). Every seed of every setting "
+            "runs in one compiled program sharded over every device. Writes one run folder "
+            "per setting and sweep_summary.csv/.json, ranking settings by the IQM of final "
+            "greedy return with 95%% bootstrap confidence intervals over seeds."
+        ),
+    )
+    _add_run_options(parser, "per setting")
+    parser.add_argument(
+        "--num-samples",
+        metavar="N",
+        type=parse_num_seeds,
+        default=None,
+        help="random search: N settings sampled from the ranges and lists given (drawn "
+        "with --seed).",
+    )
+    _add_config_options(parser, sweepable=True)
+    parser.set_defaults(handler=_sweep, parser=parser)
+
+
 def config_from_args(args: argparse.Namespace) -> DQNConfig:
-    """The `DQNConfig` a parsed `train` command asks for: its preset plus the options given.
+    """The `DQNConfig` a parsed `train` or `sweep` command asks for: its preset plus the
+    options given (in `sweep`, traced hyperparameters given one value each).
 
     Raises:
         ValueError: unknown preset, or a value `DQNConfig` rejects (message names the field).
     """
-    given = vars(args)
+    swept = sweep_space_from_args(args)
+    given = {
+        name: value[0] if isinstance(value, list) else value
+        for name, value in vars(args).items()
+        if name not in swept
+    }
     env_id = given.get("env")
     preset = given.get("preset")
     if preset is None:
@@ -254,6 +390,15 @@ def config_from_args(args: argparse.Namespace) -> DQNConfig:
     if env_id is not None:
         changes["env_id"] = env_id
     return base.replace(**changes)
+
+
+def sweep_space_from_args(args: argparse.Namespace) -> dict[str, list[float] | sweep.Range]:
+    """The traced hyperparameters a `sweep` command varies: lists of 2+ values and ranges."""
+    return {
+        name: value
+        for name, value in vars(args).items()
+        if isinstance(value, sweep.Range) or (isinstance(value, list) and len(value) > 1)
+    }
 
 
 def config_diff(config: DQNConfig, reference: DQNConfig | None = None) -> dict[str, Any]:
@@ -282,9 +427,24 @@ def _name_option(message: str) -> str:
     return message
 
 
-def _train(args: argparse.Namespace) -> int:
+def _start(args: argparse.Namespace) -> tuple[DQNConfig, Callable[[str], None]]:
+    """Join a multi-process run if asked, build and check the config, print its diff.
+
+    Returns the config and the `say` function (silent with --quiet and in every process
+    but process 0).
+    """
+    if args.distributed or args.coordinator_address is not None:
+        try:
+            initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+    elif args.num_processes is not None or args.process_id is not None:
+        raise CommandError(
+            "--num-processes and --process-id need --coordinator-address (or --distributed)"
+        )
+
     def say(message: str) -> None:
-        if not args.quiet:
+        if not args.quiet and jax.process_index() == 0:
             print(message, flush=True)
 
     try:
@@ -300,15 +460,66 @@ def _train(args: argparse.Namespace) -> int:
         say(f"  {name:<{width}}  {_show(value)}")
     if not diff:
         say("  (none)")
-
     if args.compile_cache is not None:
         enable_compile_cache(args.compile_cache)
+    return config, say
+
+
+def _train(args: argparse.Namespace) -> int:
+    config, say = _start(args)
     output_dir = args.output_dir or default_output_dir(config.env_id)
-    experiment = run_experiment(config, args.num_seeds, args.seed, progress=say)
-    folder = write_run(experiment, output_dir)
-    say("")
-    say(format_summary(experiment.summary))
-    say(f"results written to {folder}")
+    try:
+        experiment = run_experiment(
+            config,
+            args.num_seeds,
+            args.seed,
+            max_runs_per_device=args.max_runs_per_device,
+            progress=say,
+        )
+    except ValueError as error:  # e.g. the memory preflight
+        raise CommandError(str(error)) from error
+    if jax.process_index() == 0:
+        folder = write_run(experiment, output_dir)
+        say("")
+        say(format_summary(experiment.summary))
+        say(f"results written to {folder}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    config, say = _start(args)
+    space = sweep_space_from_args(args)
+    try:
+        if args.num_samples is not None:
+            settings = sweep.sample(space, args.num_samples, seed=args.seed)
+        else:
+            ranges = [name for name, value in space.items() if isinstance(value, sweep.Range)]
+            if ranges:
+                raise ValueError(
+                    f"{ranges[0]} is given a LO:HI range, which needs --num-samples N "
+                    "(random search); give a comma list for a grid"
+                )
+            settings = sweep.grid(space)
+        say(f"{len(settings)} setting(s) x {args.num_seeds} seed(s)")
+        result = sweep.run(
+            config,
+            settings,
+            args.num_seeds,
+            args.seed,
+            max_runs_per_device=args.max_runs_per_device,
+            progress=say,
+        )
+    except ValueError as error:
+        raise CommandError(_name_option(str(error))) from error
+    output_dir = args.output_dir or default_output_dir(f"sweep-{config.env_id}")
+    if jax.process_index() == 0:
+        folder = sweep.write_sweep(result, output_dir)
+        say("")
+        say(sweep.format_ranking(result.ranking))
+        say(
+            f"compile {result.compile_seconds:.1f} s, run {result.run_seconds:.1f} s; "
+            f"results written to {folder}"
+        )
     return 0
 
 
@@ -324,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     subparsers.required = True
     _add_train_command(subparsers)
+    _add_sweep_command(subparsers)
     return parser
 
 

@@ -48,6 +48,34 @@ def use_all_cpu_cores() -> bool:
     return True
 
 
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> None:
+    """Join a multi-process JAX run (`jax.distributed.initialize`); call before using JAX.
+
+    With no arguments JAX detects the layout (SLURM, or the `JAX_COORDINATOR_ADDRESS`,
+    `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID` environment variables). Afterwards `jax.devices()`
+    lists every process's devices, and `parallel.execute` shards runs over all of them.
+
+    Raises:
+        ValueError: if the layout is incomplete or JAX cannot join it, with JAX's reason.
+    """
+    try:
+        jax.distributed.initialize(
+            coordinator_address=coordinator_address,
+            num_processes=num_processes,
+            process_id=process_id,
+        )
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(
+            f"could not join the multi-process run (coordinator_address="
+            f"{coordinator_address!r}, num_processes={num_processes!r}, process_id="
+            f"{process_id!r}): {error}"
+        ) from error
+
+
 def sharded_seed_keys(seed: int, num_seeds: int) -> jax.Array:
     """`jax.random.split(jax.random.key(seed), num_seeds)`, placed by `seed_sharding`."""
     keys = jax.random.split(jax.random.key(seed), num_seeds)

@@ -24,35 +24,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from purejaxdqn.config import DQNConfig, HParams, hparams_in_axes
-from purejaxdqn.devices import sharded_seed_keys
+from purejaxdqn.config import DQNConfig, HParams
+from purejaxdqn.parallel import BatchPlan, execute
+from purejaxdqn.stats import iqm
 from purejaxdqn.train import make_train
 
 _VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "gymnax", "numpy", "purejaxdqn")
-
-
-def iqm(values: Any) -> float:
-    """Interquartile mean: the mean after trimming 25% of the values from each end.
-
-    Matches `scipy.stats.trim_mean(values, 0.25)`: `int(0.25 * n)` values are dropped from
-    each end of the sorted values, so fewer than 4 values give the plain mean.
-
-    Args:
-        values: any array-like of numbers (flattened).
-
-    Returns:
-        The interquartile mean, NaN if any value is NaN.
-
-    Raises:
-        ValueError: if `values` is empty.
-    """
-    flat = np.sort(np.asarray(values, dtype=np.float64).ravel())
-    if flat.size == 0:
-        raise ValueError("iqm of an empty sequence is undefined: need at least one value")
-    if np.isnan(flat).any():
-        return math.nan
-    cut = int(0.25 * flat.size)
-    return float(flat[cut : flat.size - cut].mean())
 
 
 @dataclass(frozen=True)
@@ -67,9 +44,12 @@ class Experiment:
         metrics: per-log-point metrics, each of shape (num_seeds, num_log_points).
         evals: greedy evaluations, each (num_seeds, num_evals), except `episode_returns`
             (num_seeds, num_evals, eval_episodes); empty when evaluation is disabled.
-        compile_seconds: tracing, lowering and compiling the vmapped train function.
-        run_seconds: executing the compiled function until every output is ready.
+        compile_seconds: building the train function, the memory preflight, tracing,
+            lowering and compiling the vmapped train function.
+        run_seconds: executing the compiled function (every batch) until its outputs are
+            ready.
         summary: JSON-ready summary, see `summarise`.
+        plan: how the seeds were laid out over devices and sequential batches.
     """
 
     config: DQNConfig
@@ -80,9 +60,11 @@ class Experiment:
     compile_seconds: float
     run_seconds: float
     summary: dict[str, Any]
+    plan: BatchPlan | None = None
 
 
-def _check_num_seeds(num_seeds: Any) -> int:
+def check_num_seeds(num_seeds: Any) -> int:
+    """`num_seeds` as an int, or a ValueError naming it unless it is an integer >= 1."""
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, (int, np.integer)):
         raise ValueError(f"num_seeds={num_seeds!r} is not allowed: must be an integer >= 1")
     if num_seeds < 1:
@@ -90,8 +72,8 @@ def _check_num_seeds(num_seeds: Any) -> int:
     return int(num_seeds)
 
 
-def _check_hparams(hparams: HParams, num_seeds: int) -> HParams:
-    """The `vmap` in_axes of `hparams`, after checking every batched leaf has one per seed."""
+def _check_hparams(hparams: HParams, num_seeds: int) -> None:
+    """Check that every batched leaf of `hparams` has one value per seed."""
     if not isinstance(hparams, HParams):
         raise ValueError(
             f"hparams of type {type(hparams).__name__} is not allowed: must be an HParams "
@@ -104,7 +86,6 @@ def _check_hparams(hparams: HParams, num_seeds: int) -> HParams:
                 f"hparams.{name} with shape {shape} is not allowed: must be a scalar (shared "
                 f"by every seed) or have shape ({num_seeds},), one value per seed"
             )
-    return hparams_in_axes(hparams)
 
 
 def enable_compile_cache(directory: str | Path) -> None:
@@ -128,13 +109,17 @@ def run_experiment(
     env: Any = None,
     env_params: Any = None,
     *,
+    max_runs_per_device: int | str | None = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> Experiment:
-    """Train `config` on `num_seeds` seeds in one compiled `jit(vmap(train))` program.
+    """Train `config` on `num_seeds` seeds with one compiled `jit(vmap(train))` program.
 
-    The seed axis is sharded over the local devices (`devices.seed_sharding`): on a GPU
-    host over its accelerators, on CPU over the cores when `devices.use_all_cpu_cores()`
-    ran at start-up (the `purejaxdqn` command does). Results do not depend on the split.
+    The seeds are sharded over every device (`parallel.execute`): on a GPU host over its
+    accelerators, on CPU over the cores when `devices.use_all_cpu_cores()` ran at start-up
+    (the `purejaxdqn` command does), and over every process's devices after
+    `jax.distributed.initialize`. A memory preflight splits them into sequential batches
+    when they do not all fit (and on CPU past `max_runs_per_device`). Results do not depend
+    on the layout.
 
     Args:
         config: the run configuration.
@@ -145,61 +130,72 @@ def run_experiment(
             A leaf of shape (num_seeds,) gives each seed its own value.
         env: optional gymnax-style environment object, passed to `make_train`.
         env_params: its params, passed to `make_train`.
+        max_runs_per_device: cap on seeds per device per compiled call (see
+            `parallel.plan_batches`): an integer, "auto" or None (memory only).
         progress: optional callback receiving one-line progress messages (e.g. `print`).
 
     Returns:
         The `Experiment`, with outputs as numpy arrays (the final runner state is dropped).
 
     Raises:
-        ValueError: for a bad `num_seeds`, `seed` or `hparams`, or anything `make_train`
-            rejects; all raised before compiling.
+        ValueError: for a bad `num_seeds`, `seed` or `hparams`, anything `make_train`
+            rejects, or a run too large for the device; all raised before compiling.
     """
-    num_seeds = _check_num_seeds(num_seeds)
+    num_seeds = check_num_seeds(num_seeds)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed={seed!r} is not allowed: must be an integer")
     seed = int(seed)
     hparams = config.hparams() if hparams is None else hparams
-    hparams_axes = _check_hparams(hparams, num_seeds)
+    _check_hparams(hparams, num_seeds)
     say = progress or (lambda message: None)
 
     start = time.perf_counter()
     train = make_train(config, env, env_params)
-    keys = sharded_seed_keys(seed, num_seeds)
-    hparams = HParams(
-        *(
-            leaf if axis is None else jax.device_put(leaf, keys.sharding)
-            for leaf, axis in zip(hparams, hparams_axes, strict=True)
-        )
-    )
-    vmapped = jax.vmap(train, in_axes=(0, hparams_axes))
+    build_seconds = time.perf_counter() - start
     say(f"compiling {num_seeds} seed(s) of {config.env_id}...")
-    compiled = jax.jit(vmapped).lower(keys, hparams).compile()
-    compile_seconds = time.perf_counter() - start
-
-    say(
-        f"compiled in {compile_seconds:.1f} s; running {num_seeds} x "
-        f"{config.total_timesteps:,} env steps..."
+    outputs = execute(
+        train,
+        jax.random.split(jax.random.key(seed), num_seeds),
+        hparams,
+        max_runs_per_device=max_runs_per_device,
+        progress=say,
     )
-    start = time.perf_counter()
-    result = jax.block_until_ready(compiled(keys, hparams))
-    run_seconds = time.perf_counter() - start
-
-    metrics = {name: np.asarray(value) for name, value in result.metrics.items()}
-    evals = {name: np.asarray(value) for name, value in result.evals.items()}
-    summary = summarise(config, num_seeds, seed, metrics, evals, compile_seconds, run_seconds)
+    compile_seconds = build_seconds + outputs.compile_seconds
+    summary = summarise(
+        config,
+        num_seeds,
+        seed,
+        outputs.metrics,
+        outputs.evals,
+        compile_seconds,
+        outputs.run_seconds,
+    )
+    summary["layout"] = layout_of(outputs.plan)
     return Experiment(
         config=config,
         num_seeds=num_seeds,
         seed=seed,
-        metrics=metrics,
-        evals=evals,
+        metrics=outputs.metrics,
+        evals=outputs.evals,
         compile_seconds=compile_seconds,
-        run_seconds=run_seconds,
+        run_seconds=outputs.run_seconds,
         summary=summary,
+        plan=outputs.plan,
     )
 
 
-def _plain(value: Any) -> Any:
+def layout_of(plan: BatchPlan) -> dict[str, Any]:
+    """The JSON-ready device layout of a run: devices, runs per device, batches."""
+    return {
+        "num_devices": plan.num_devices,
+        "runs_per_device": plan.runs_per_device,
+        "num_batches": plan.num_batches,
+        "estimated_bytes_per_run": plan.bytes_per_run,
+        "processes": jax.process_count(),
+    }
+
+
+def json_scalar(value: Any) -> Any:
     """A JSON/CSV-ready Python scalar: int, shortest-repr float, or None for NaN/inf."""
     value = np.asarray(value)
     if value.dtype == bool:
@@ -216,7 +212,7 @@ def _plain(value: Any) -> Any:
 
 
 def _stat(function: Callable[[np.ndarray], float], values: np.ndarray) -> float | None:
-    return _plain(np.float64(function(values))) if values.size else None
+    return json_scalar(np.float64(function(values))) if values.size else None
 
 
 def device_description() -> str:
@@ -272,7 +268,7 @@ def summarise(
     else:
         final = np.asarray(metrics["episode_return"])[:, -1]
         source = "training_episodes"
-    final_returns = [_plain(v) for v in final]
+    final_returns = [json_scalar(v) for v in final]
     as_floats = np.array([math.nan if v is None else v for v in final_returns], np.float64)
     threshold = config.solved_threshold
     fraction_solved = None
@@ -299,7 +295,7 @@ def summarise(
 
 
 def _csv_cell(value: Any) -> Any:
-    value = _plain(value)
+    value = json_scalar(value)
     return "" if value is None else value
 
 

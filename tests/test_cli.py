@@ -377,7 +377,8 @@ def test_summary_with_evals_and_no_threshold_and_its_table():
 def test_console_output_shows_config_diff_progress_summary_and_folder(
     tmp_path, capsys, monkeypatch
 ):
-    def fake_run_experiment(config, num_seeds, seed, *, progress):
+    def fake_run_experiment(config, num_seeds, seed, *, progress, max_runs_per_device):
+        assert max_runs_per_device == "auto"
         assert (num_seeds, seed) == (3, 5)
         progress("compiling...")
         return _synthetic(config, np.full((num_seeds, 2), 9.0), {})

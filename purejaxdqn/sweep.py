@@ -1,0 +1,372 @@
+"""Sweeps: every seed of every hyperparameter setting in one compiled program.
+
+    from purejaxdqn import sweep
+    result = sweep.run(config, {"learning_rate": [1e-4, 3e-4, 1e-3], "gamma": [0.99, 0.995]},
+                       num_seeds=16)
+    print(sweep.format_ranking(result.ranking))
+    sweep.write_sweep(result, "runs/my-sweep")
+
+Only traced hyperparameters (`HParams`) can be swept in one program; static fields
+(network sizes, buffer size, ...) change the program and need one sweep each.
+
+Rows are laid out setting-major (row = setting * num_seeds + seed) and every setting uses
+the same seed keys, `jax.random.split(jax.random.key(seed), num_seeds)`: setting k's
+seeds are exactly the runs `run_experiment(config.replace(**settings[k]), num_seeds, seed)`
+would make, and settings are compared on common random numbers. The rows are sharded over
+every device of every process and batched by the memory preflight (`parallel.execute`).
+Settings are ranked by the IQM of the seeds' final greedy returns, with a 95% percentile
+bootstrap confidence interval over seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from purejaxdqn.config import DQNConfig, HParams, make_hparams
+from purejaxdqn.experiment import (
+    Experiment,
+    check_num_seeds,
+    json_scalar,
+    layout_of,
+    summarise,
+    write_run,
+)
+from purejaxdqn.parallel import BatchPlan, execute
+from purejaxdqn.stats import bootstrap_ci, iqm
+from purejaxdqn.train import make_train
+
+Setting = dict[str, float]
+LOG_UNIFORM = frozenset({"learning_rate", "huber_delta", "max_grad_norm"})
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+
+
+class Range(NamedTuple):
+    """A closed interval to sample from.
+
+    `log=None` means log-uniform for the scale hyperparameters in `LOG_UNIFORM` (learning
+    rate, Huber delta, gradient-norm clip) and uniform for the others.
+    """
+
+    low: float
+    high: float
+    log: bool | None = None
+
+
+def _check_name(name: str) -> None:
+    if name not in HParams._fields:
+        raise ValueError(
+            f"{name!r} cannot be swept: only traced hyperparameters can share one compiled "
+            f"program; they are {list(HParams._fields)}"
+        )
+
+
+def grid(values: Mapping[str, Sequence[float]]) -> list[Setting]:
+    """Every combination of `values` (the last name varies fastest).
+
+    Example: `grid({"learning_rate": [1e-4, 1e-3], "gamma": [0.99, 0.995]})` gives 4
+    settings. An empty mapping gives one empty setting (the config as it is).
+
+    Raises:
+        ValueError: for a name that is not a traced hyperparameter or an empty list.
+    """
+    for name, options in values.items():
+        _check_name(name)
+        if len(options) == 0:
+            raise ValueError(f"{name} has no values to sweep: give at least one")
+    names = list(values)
+    return [
+        {name: float(value) for name, value in zip(names, combo, strict=True)}
+        for combo in itertools.product(*(values[name] for name in names))
+    ]
+
+
+def sample(
+    space: Mapping[str, Range | Sequence[float] | float], num_samples: int, seed: int = 0
+) -> list[Setting]:
+    """`num_samples` random settings (random search).
+
+    Each entry of `space` is a `Range` (sampled uniformly, or log-uniformly, see `Range`),
+    a list of values (one picked uniformly) or a single number (fixed).
+
+    Raises:
+        ValueError: for a name that is not a traced hyperparameter, a bad range or count.
+    """
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples={num_samples!r} is not allowed: must be an integer >= 1")
+    rng = np.random.default_rng(seed)
+    columns: dict[str, np.ndarray] = {}
+    for name, spec in space.items():
+        _check_name(name)
+        if isinstance(spec, Range):
+            log = name in LOG_UNIFORM if spec.log is None else spec.log
+            if not spec.low <= spec.high or (log and spec.low <= 0):
+                raise ValueError(
+                    f"{name} range {spec.low:g}:{spec.high:g} is not allowed: need low <= high"
+                    + (" and low > 0 (sampled log-uniformly)" if log else "")
+                )
+            if log:
+                draws = np.exp(rng.uniform(np.log(spec.low), np.log(spec.high), num_samples))
+            else:
+                draws = rng.uniform(spec.low, spec.high, num_samples)
+        elif isinstance(spec, (int, float, np.floating, np.integer)):
+            draws = np.full(num_samples, float(spec))
+        else:
+            if len(spec) == 0:
+                raise ValueError(f"{name} has no values to sample from: give at least one")
+            draws = rng.choice(np.asarray(spec, dtype=np.float64), num_samples)
+        columns[name] = draws
+    return [
+        {name: float(column[i]) for name, column in columns.items()} for i in range(num_samples)
+    ]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """The outcome of `run`.
+
+    Attributes:
+        config: the base configuration.
+        settings: the hyperparameter settings, in order.
+        experiments: one `Experiment` per setting (its config has the setting applied);
+            their timings are the whole sweep's.
+        ranking: one row per setting, best IQM first (see `rank`).
+        plan: how the rows were laid out over devices and batches.
+        compile_seconds: building, preflight and compiling, once for the whole sweep.
+        run_seconds: running every row of every setting.
+    """
+
+    config: DQNConfig
+    settings: list[Setting]
+    experiments: list[Experiment]
+    ranking: list[dict[str, Any]]
+    plan: BatchPlan
+    compile_seconds: float
+    run_seconds: float
+
+
+def _settings_of(hparam_grid: Mapping[str, Sequence[float]] | Sequence[Setting]) -> list[Setting]:
+    if isinstance(hparam_grid, Mapping):
+        return grid(hparam_grid)
+    settings = [dict(setting) for setting in hparam_grid]
+    if not settings:
+        raise ValueError("the sweep has no settings: give at least one")
+    for setting in settings:
+        for name in setting:
+            _check_name(name)
+    return settings
+
+
+def setting_name(index: int, setting: Setting) -> str:
+    """The folder name of a setting, e.g. '003-learning_rate=0.0003-gamma=0.99'."""
+    parts = [f"{index:03d}", *(f"{name}={value:.4g}" for name, value in setting.items())]
+    return "-".join(parts)
+
+
+def run(
+    config: DQNConfig,
+    hparam_grid: Mapping[str, Sequence[float]] | Sequence[Setting],
+    num_seeds: int,
+    seed: int = 0,
+    *,
+    env: Any = None,
+    env_params: Any = None,
+    max_runs_per_device: int | str | None = "auto",
+    progress: Callable[[str], None] | None = None,
+) -> SweepResult:
+    """Train every seed of every setting of `hparam_grid` in one compiled program.
+
+    Args:
+        config: the base configuration; each setting overrides its traced hyperparameters.
+        hparam_grid: a mapping name -> values (every combination, see `grid`) or a list of
+            settings (e.g. from `sample`).
+        num_seeds: seeds per setting, >= 1.
+        seed: base seed; every setting uses the keys `split(key(seed), num_seeds)`.
+        env: optional gymnax-style environment object, passed to `make_train`.
+        env_params: its params.
+        max_runs_per_device: see `parallel.plan_batches`.
+        progress: optional callback receiving one-line progress messages.
+
+    Returns:
+        The `SweepResult`; the same in every process of a multi-host run.
+
+    Raises:
+        ValueError: for an unknown or static hyperparameter, a value out of range, a bad
+            seed count, or rows too large for a device; all before compiling.
+    """
+    num_seeds = check_num_seeds(num_seeds)
+    settings = _settings_of(hparam_grid)
+    per_setting = [make_hparams(config, **setting) for setting in settings]  # range checks
+    configs = [config.replace(**setting) for setting in settings]
+    say = progress or (lambda message: None)
+
+    hparams = HParams(
+        *(
+            np.repeat(np.stack([np.asarray(hp[i]) for hp in per_setting]), num_seeds)
+            for i in range(len(HParams._fields))
+        )
+    )
+    seed_keys = jax.random.key_data(jax.random.split(jax.random.key(seed), num_seeds))
+    keys = jax.random.wrap_key_data(np.tile(np.asarray(seed_keys), (len(settings), 1)))
+
+    train = make_train(config, env, env_params)
+    say(f"compiling {len(settings)} setting(s) x {num_seeds} seed(s) of {config.env_id}...")
+    outputs = execute(train, keys, hparams, max_runs_per_device=max_runs_per_device, progress=say)
+
+    experiments = []
+    for index, setting_config in enumerate(configs):
+        rows = slice(index * num_seeds, (index + 1) * num_seeds)
+        metrics = {name: value[rows] for name, value in outputs.metrics.items()}
+        evals = {name: value[rows] for name, value in outputs.evals.items()}
+        summary = summarise(
+            setting_config,
+            num_seeds,
+            seed,
+            metrics,
+            evals,
+            outputs.compile_seconds,
+            outputs.run_seconds,
+        )
+        summary["layout"] = layout_of(outputs.plan)
+        summary["timing"] = "whole sweep"
+        experiments.append(
+            Experiment(
+                config=setting_config,
+                num_seeds=num_seeds,
+                seed=seed,
+                metrics=metrics,
+                evals=evals,
+                compile_seconds=outputs.compile_seconds,
+                run_seconds=outputs.run_seconds,
+                summary=summary,
+                plan=outputs.plan,
+            )
+        )
+    return SweepResult(
+        config=config,
+        settings=settings,
+        experiments=experiments,
+        ranking=rank(settings, experiments),
+        plan=outputs.plan,
+        compile_seconds=outputs.compile_seconds,
+        run_seconds=outputs.run_seconds,
+    )
+
+
+def rank(settings: Sequence[Setting], experiments: Sequence[Experiment]) -> list[dict[str, Any]]:
+    """One row per setting, sorted by IQM of final greedy return (best first, None last).
+
+    Each row: `rank`, `setting` (index), `folder`, the setting's values,
+    `iqm_final_eval_return` with its 95% bootstrap interval `ci95_low`/`ci95_high`
+    (2000 resamples of the seeds), `mean_final_eval_return`, `fraction_solved`,
+    `num_seeds`.
+    """
+    rows = []
+    for index, (setting, experiment) in enumerate(zip(settings, experiments, strict=True)):
+        summary = experiment.summary
+        finals = np.array(
+            [math.nan if v is None else v for v in summary["final_eval_returns"]], np.float64
+        )
+        low, high = bootstrap_ci(finals, confidence=CONFIDENCE, resamples=BOOTSTRAP_RESAMPLES)
+        rows.append(
+            {
+                "setting": index,
+                "folder": setting_name(index, setting),
+                **setting,
+                "iqm_final_eval_return": json_scalar(np.float64(iqm(finals))),
+                "ci95_low": json_scalar(np.float64(low)),
+                "ci95_high": json_scalar(np.float64(high)),
+                "mean_final_eval_return": summary["mean_final_eval_return"],
+                "fraction_solved": summary["fraction_solved"],
+                "num_seeds": summary["num_seeds"],
+            }
+        )
+    rows.sort(
+        key=lambda row: (row["iqm_final_eval_return"] is None, -(row["iqm_final_eval_return"] or 0))
+    )
+    return [{"rank": place + 1, **row} for place, row in enumerate(rows)]
+
+
+def write_sweep(result: SweepResult, output_dir: str | Path) -> Path:
+    """Write one run folder per setting (`experiment.write_run`) and the ranking.
+
+    Files: `<output_dir>/<setting_name>/` (config.json with the setting applied,
+    metrics.csv, evals.csv, summary.json) for every setting, and `sweep_summary.csv` (the
+    ranking rows) and `sweep_summary.json` (the ranking plus the sweep's config, seeds,
+    timings, device layout and versions).
+
+    Returns:
+        The sweep folder.
+    """
+    folder = Path(output_dir)
+    for index, (setting, experiment) in enumerate(
+        zip(result.settings, result.experiments, strict=True)
+    ):
+        write_run(experiment, folder / setting_name(index, setting))
+    columns = list(result.ranking[0])
+    with (folder / "sweep_summary.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        for row in result.ranking:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    first = result.experiments[0]
+    total_rows = len(result.settings) * first.num_seeds
+    summary = {
+        "env_id": result.config.env_id,
+        "num_settings": len(result.settings),
+        "num_seeds": first.num_seeds,
+        "seed": first.seed,
+        "swept": sorted({name for setting in result.settings for name in setting}),
+        "confidence": CONFIDENCE,
+        "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
+        "compile_seconds": result.compile_seconds,
+        "run_seconds": result.run_seconds,
+        "env_steps_per_second": total_rows * result.config.total_timesteps / result.run_seconds,
+        "layout": first.summary["layout"],
+        "device": first.summary["device"],
+        "versions": first.summary["versions"],
+        "base_config": result.config.to_dict(),
+        "ranking": result.ranking,
+    }
+    with (folder / "sweep_summary.json").open("w") as file:
+        json.dump(summary, file, indent=2, allow_nan=False)
+        file.write("\n")
+    return folder
+
+
+def format_ranking(ranking: Sequence[Mapping[str, Any]]) -> str:
+    """The ranking as an aligned text table, best setting first."""
+    swept = [key for key in ranking[0] if key in HParams._fields]
+    header = ["rank", *swept, "IQM final return", "95% CI", "mean", "solved"]
+
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1f}"
+
+    lines = [header]
+    for row in ranking:
+        solved = row["fraction_solved"]
+        lines.append(
+            [
+                str(row["rank"]),
+                *(f"{row[name]:.4g}" for name in swept),
+                number(row["iqm_final_eval_return"]),
+                f"[{number(row['ci95_low'])}, {number(row['ci95_high'])}]",
+                number(row["mean_final_eval_return"]),
+                "-" if solved is None else f"{solved:.0%}",
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True))
+        for line in lines
+    )
