@@ -290,8 +290,9 @@ def _add_run_options(parser: argparse.ArgumentParser, what: str) -> None:
         type=parse_max_runs,
         default="auto",
         help="cap on runs (seeds x settings) per device per compiled call; more run as "
-        "sequential batches of one program. auto: 8 on CPU (where aggregate throughput "
-        "falls past that), memory only on accelerators; none: memory only (default: auto).",
+        "sequential batches of one program. auto: on CPU 8, fewer for runs over 25 MB "
+        "(aggregate throughput falls past that), memory only on accelerators; none: memory "
+        "only (default: auto).",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors.")
     hosts = parser.add_argument_group(

@@ -55,13 +55,24 @@ def initialize_distributed(
 ) -> None:
     """Join a multi-process JAX run (`jax.distributed.initialize`); call before using JAX.
 
-    With no arguments JAX detects the layout (SLURM, or the `JAX_COORDINATOR_ADDRESS`,
-    `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID` environment variables). Afterwards `jax.devices()`
-    lists every process's devices, and `parallel.execute` shards runs over all of them.
+    Arguments left as None are read from `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES`
+    and `JAX_PROCESS_ID` when set, else detected by JAX (SLURM, Open MPI, TPU pods).
+    Afterwards `jax.devices()` lists every process's devices, and `parallel.execute`
+    shards runs over all of them.
 
     Raises:
         ValueError: if the layout is incomplete or JAX cannot join it, with JAX's reason.
     """
+    if coordinator_address is None:
+        coordinator_address = os.environ.get("JAX_COORDINATOR_ADDRESS")
+    for name, value in (("JAX_NUM_PROCESSES", num_processes), ("JAX_PROCESS_ID", process_id)):
+        text = os.environ.get(name)
+        if value is None and text is not None and not text.strip().isdigit():
+            raise ValueError(f"{name}={text!r} is not allowed: must be an integer >= 0")
+    if num_processes is None and "JAX_NUM_PROCESSES" in os.environ:
+        num_processes = int(os.environ["JAX_NUM_PROCESSES"])
+    if process_id is None and "JAX_PROCESS_ID" in os.environ:
+        process_id = int(os.environ["JAX_PROCESS_ID"])
     try:
         jax.distributed.initialize(
             coordinator_address=coordinator_address,

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from purejaxdqn.config import DQNConfig, HParams
-from purejaxdqn.parallel import BatchPlan, execute
+from purejaxdqn.parallel import BatchPlan, Outputs, execute
 from purejaxdqn.stats import iqm
 from purejaxdqn.train import make_train
 
@@ -160,23 +160,38 @@ def run_experiment(
         max_runs_per_device=max_runs_per_device,
         progress=say,
     )
-    compile_seconds = build_seconds + outputs.compile_seconds
+    return experiment_from(
+        config, num_seeds, seed, outputs, compile_seconds=build_seconds + outputs.compile_seconds
+    )
+
+
+def experiment_from(
+    config: DQNConfig,
+    num_seeds: int,
+    seed: int,
+    outputs: Outputs,
+    rows: slice = slice(None),
+    compile_seconds: float | None = None,
+) -> Experiment:
+    """The `Experiment` of `rows` of `outputs` (`num_seeds` runs of `config`), summarised.
+
+    `compile_seconds` defaults to `outputs.compile_seconds`; the run time is the whole
+    `execute` call's.
+    """
+    metrics = {name: value[rows] for name, value in outputs.metrics.items()}
+    evals = {name: value[rows] for name, value in outputs.evals.items()}
+    if compile_seconds is None:
+        compile_seconds = outputs.compile_seconds
     summary = summarise(
-        config,
-        num_seeds,
-        seed,
-        outputs.metrics,
-        outputs.evals,
-        compile_seconds,
-        outputs.run_seconds,
+        config, num_seeds, seed, metrics, evals, compile_seconds, outputs.run_seconds
     )
     summary["layout"] = layout_of(outputs.plan)
     return Experiment(
         config=config,
         num_seeds=num_seeds,
         seed=seed,
-        metrics=outputs.metrics,
-        evals=outputs.evals,
+        metrics=metrics,
+        evals=evals,
         compile_seconds=compile_seconds,
         run_seconds=outputs.run_seconds,
         summary=summary,

@@ -15,11 +15,13 @@ program, with the row axis sharded over a device mesh (`NamedSharding`, no `pmap
   they run as equal sequential batches of the same compiled program; when one row per
   device does not fit, a `ValueError` says so before anything compiles.
 - **Batches on CPU.** XLA:CPU runs a device's rows as one stream; past a few rows per
-  device the per-row working set outgrows the caches and aggregate throughput falls
-  (measured on a 2-core machine, CartPole: 108k env steps/s at 8 rows per device, 94k at
-  32, 68k at 128). `max_runs_per_device="auto"` therefore caps CPU batches at
-  `CPU_RUNS_PER_DEVICE` rows per device and runs the rest as sequential batches; on
-  accelerators it only caps by memory.
+  device aggregate throughput falls (measured on a 2-core machine in one program:
+  CartPole 108k env steps/s at 8 rows per device, 94k at 32, 68k at 128; Breakout-MinAtar,
+  whose rows hold 100k-transition buffers, 7.6k at 2 rows per device, 7.2k at 8, 5.3k at
+  32). `max_runs_per_device="auto"` therefore caps CPU batches at `CPU_RUNS_PER_DEVICE`
+  rows per device, and at fewer when the rows' estimated memory passes
+  `CPU_BYTES_PER_DEVICE`, and runs the rest as sequential batches; on accelerators it only
+  caps by memory.
 
 Results do not depend on the split: sharding and batching change float rounding (per-device
 batch shapes) at the 1e-7 level and nothing else.
@@ -44,6 +46,7 @@ from purejaxdqn.devices import SEED_AXIS
 from purejaxdqn.train import TrainFn
 
 CPU_RUNS_PER_DEVICE = 8
+CPU_BYTES_PER_DEVICE = 200 * 10**6  # auto cap on CPU: 2 MinAtar rows (buffer 100k) per device
 MEMORY_FRACTION = 0.8  # of a device's memory the preflight lets the rows use
 WORKSPACE_BYTES = 64 * 2**10  # per run: temporaries of an update and of evaluation
 
@@ -163,10 +166,11 @@ def plan_batches(
     Args:
         num_runs: rows to run, >= 1.
         bytes_per_run: device memory one row needs (`estimate_run_bytes`).
-        max_runs_per_device: cap on rows per device per call: an integer, "auto"
-            (`CPU_RUNS_PER_DEVICE` on CPU, memory only elsewhere) or None (memory only).
+        max_runs_per_device: cap on rows per device per call: an integer, "auto" (on CPU
+            `CPU_RUNS_PER_DEVICE`, or fewer so that their estimated memory stays within
+            `CPU_BYTES_PER_DEVICE`; memory only elsewhere) or None (memory only).
         devices: the devices to shard over (default: every device of every process).
-        device_bytes: memory per device (default: `device_memory_bytes` of the first).
+        device_bytes: memory per device (default: `device_memory_bytes` of a local one).
 
     Returns:
         The `BatchPlan`. Batches are as few as the caps allow, and rows spread over them
@@ -181,10 +185,14 @@ def plan_batches(
     if jax.process_count() == 1:
         devices = devices[: min(len(devices), num_runs)]
     num_devices = len(devices)
-    if device_bytes is None:
-        device_bytes = device_memory_bytes(devices[0])
-    if cap == "auto":
-        cap = CPU_RUNS_PER_DEVICE if devices[0].platform == "cpu" else None
+    if device_bytes is None:  # every device alike: ask one this process can see
+        local = [d for d in devices if d.process_index == jax.process_index()]
+        device_bytes = device_memory_bytes((local or jax.local_devices())[0])
+    if cap == "auto" and devices[0].platform == "cpu":
+        by_bytes = CPU_BYTES_PER_DEVICE // max(bytes_per_run, 1)
+        cap = max(1, min(CPU_RUNS_PER_DEVICE, by_bytes))
+    elif cap == "auto":
+        cap = None
     per_device_needed = -(-num_runs // num_devices)
     limit = per_device_needed if cap is None else min(cap, per_device_needed)
     if device_bytes is not None:

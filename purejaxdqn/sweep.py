@@ -36,9 +36,8 @@ from purejaxdqn.config import DQNConfig, HParams, make_hparams
 from purejaxdqn.experiment import (
     Experiment,
     check_num_seeds,
+    experiment_from,
     json_scalar,
-    layout_of,
-    summarise,
     write_run,
 )
 from purejaxdqn.parallel import BatchPlan, execute
@@ -226,32 +225,9 @@ def run(
     experiments = []
     for index, setting_config in enumerate(configs):
         rows = slice(index * num_seeds, (index + 1) * num_seeds)
-        metrics = {name: value[rows] for name, value in outputs.metrics.items()}
-        evals = {name: value[rows] for name, value in outputs.evals.items()}
-        summary = summarise(
-            setting_config,
-            num_seeds,
-            seed,
-            metrics,
-            evals,
-            outputs.compile_seconds,
-            outputs.run_seconds,
-        )
-        summary["layout"] = layout_of(outputs.plan)
-        summary["timing"] = "whole sweep"
-        experiments.append(
-            Experiment(
-                config=setting_config,
-                num_seeds=num_seeds,
-                seed=seed,
-                metrics=metrics,
-                evals=evals,
-                compile_seconds=outputs.compile_seconds,
-                run_seconds=outputs.run_seconds,
-                summary=summary,
-                plan=outputs.plan,
-            )
-        )
+        experiment = experiment_from(setting_config, num_seeds, seed, outputs, rows)
+        experiment.summary["timing"] = "whole sweep"
+        experiments.append(experiment)
     return SweepResult(
         config=config,
         settings=settings,

@@ -22,6 +22,7 @@ from conftest import TINY
 from purejaxdqn import cli, make_train, sweep
 from purejaxdqn.experiment import run_experiment
 from purejaxdqn.parallel import (
+    CPU_BYTES_PER_DEVICE,
     CPU_RUNS_PER_DEVICE,
     estimate_run_bytes,
     execute,
@@ -141,6 +142,9 @@ def test_plan_pads_uneven_counts_and_caps_rows_per_cpu_device():
     assert (plan.runs_per_device, plan.num_batches, plan.padding) == (5, 2, 0)
     plan = plan_batches(64, 1000, max_runs_per_device=None, devices=_cpus(2), device_bytes=10**9)
     assert (plan.runs_per_device, plan.num_batches) == (32, 1)
+    # large rows (MinAtar's 100k buffers) get a smaller CPU cap
+    plan = plan_batches(64, CPU_BYTES_PER_DEVICE // 2, devices=_cpus(2), device_bytes=10**12)
+    assert (plan.runs_per_device, plan.num_batches) == (2, 16)
     # fewer rows than devices: use only as many devices as rows
     assert plan_batches(1, 1000, devices=_cpus(2), device_bytes=10**9).num_devices == 1
     gpus = [SimpleNamespace(platform="gpu")] * 2
@@ -350,18 +354,21 @@ def test_two_process_run_on_localhost_gives_the_single_process_results(cli_sweep
         probe.bind(("localhost", 0))
         port = probe.getsockname()[1]
     folder = tmp_path / "multi"
+    args = [*SWEEP_ARGS, "--output-dir", str(folder)]
+    by_options = ["--coordinator-address", f"localhost:{port}", "--num-processes", "2"]
+    by_variables = {  # process 1 joins through the environment variables instead
+        "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+        "JAX_NUM_PROCESSES": "2",
+        "JAX_PROCESS_ID": "1",
+    }
+    code = "import sys; from purejaxdqn import cli; sys.exit(cli.main({!r}))"
     processes = [
         _python(
-            f"""
-            import sys
-            from purejaxdqn import cli
-            sys.exit(cli.main({[*SWEEP_ARGS, "--output-dir", str(folder)]!r} + [
-                "--coordinator-address", "localhost:{port}",
-                "--num-processes", "2", "--process-id", "{rank}"]))
-            """,
-            {"JAX_NUM_CPU_DEVICES": "1"},
-        )
-        for rank in (0, 1)
+            code.format([*args, *by_options, "--process-id", "0"]), {"JAX_NUM_CPU_DEVICES": "1"}
+        ),
+        _python(
+            code.format([*args, "--distributed"]), {"JAX_NUM_CPU_DEVICES": "1", **by_variables}
+        ),
     ]
     for process in processes:
         _finish(process)
