@@ -5,7 +5,8 @@
     python benchmarks/learning.py --env Acrobot-v1 --num-seeds 4 --seed 1
 
 For every environment it trains `purejaxdqn.PRESETS[env]` on N seeds in one compiled
-program (`purejaxdqn.experiment.run_experiment`), prints one table row (IQM and mean of
+program (`purejaxdqn.experiment.run_experiment`, seeds sharded over one CPU device per
+core and run in batches as the `purejaxdqn` command does), prints one table row (IQM and mean of
 the final greedy evaluation return across seeds, fraction of seeds at or above the
 preset's `solved_threshold`, the target, pass/fail, compile and run time, throughput) and
 writes `benchmarks/results/learning_<env>.json`: the experiment summary plus the target,
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from purejaxdqn.devices import use_all_cpu_cores
 from purejaxdqn.experiment import run_experiment
 from purejaxdqn.presets import get_preset
 
@@ -178,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         default=RESULTS_DIR,
         help="where to write learning_<env>.json (default benchmarks/results)",
     )
+    use_all_cpu_cores()  # one JAX device per core, as the purejaxdqn command does
     args = parser.parse_args(argv)
     for env_id in args.env:
         get_preset(env_id)  # fail on an unknown id before spending minutes on the others

@@ -33,7 +33,13 @@ import jax
 from purejaxdqn import sweep
 from purejaxdqn.config import DQNConfig, HParams
 from purejaxdqn.devices import initialize_distributed, use_all_cpu_cores
-from purejaxdqn.experiment import enable_compile_cache, format_summary, run_experiment, write_run
+from purejaxdqn.experiment import (
+    built_before,
+    enable_compile_cache,
+    format_summary,
+    run_experiment,
+    write_run,
+)
 from purejaxdqn.presets import PRESETS, get_preset
 from purejaxdqn.train import make_train
 
@@ -448,9 +454,12 @@ def _start(args: argparse.Namespace) -> tuple[DQNConfig, Callable[[str], None]]:
         if not args.quiet and jax.process_index() == 0:
             print(message, flush=True)
 
+    if args.compile_cache is not None:
+        enable_compile_cache(args.compile_cache)
     try:
         config = config_from_args(args)
-        make_train(config)  # environment checks (unknown id, action space) before compiling
+        if not built_before(config):  # a cached program was built from a checked config
+            make_train(config)  # environment checks (unknown id, action space)
     except ValueError as error:
         raise CommandError(_name_option(str(error))) from error
 
@@ -461,8 +470,6 @@ def _start(args: argparse.Namespace) -> tuple[DQNConfig, Callable[[str], None]]:
         say(f"  {name:<{width}}  {_show(value)}")
     if not diff:
         say("  (none)")
-    if args.compile_cache is not None:
-        enable_compile_cache(args.compile_cache)
     return config, say
 
 
@@ -477,8 +484,8 @@ def _train(args: argparse.Namespace) -> int:
             max_runs_per_device=args.max_runs_per_device,
             progress=say,
         )
-    except ValueError as error:  # e.g. the memory preflight
-        raise CommandError(str(error)) from error
+    except ValueError as error:  # environment checks, the memory preflight
+        raise CommandError(_name_option(str(error))) from error
     if jax.process_index() == 0:
         folder = write_run(experiment, output_dir)
         say("")

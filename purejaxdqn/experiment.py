@@ -11,11 +11,11 @@ Compilation and execution are timed separately (`compile_seconds`, `run_seconds`
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.metadata
 import json
 import math
 import platform
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +24,11 @@ from typing import Any
 import jax
 import numpy as np
 
+from purejaxdqn import program_cache
 from purejaxdqn.config import DQNConfig, HParams
 from purejaxdqn.parallel import BatchPlan, Outputs, execute
 from purejaxdqn.stats import iqm
-from purejaxdqn.train import make_train
+from purejaxdqn.train import TrainFn, TrainResult, make_train
 
 _VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "gymnax", "numpy", "purejaxdqn")
 
@@ -45,7 +46,8 @@ class Experiment:
         evals: greedy evaluations, each (num_seeds, num_evals), except `episode_returns`
             (num_seeds, num_evals, eval_episodes); empty when evaluation is disabled.
         compile_seconds: building the train function, the memory preflight, tracing,
-            lowering and compiling the vmapped train function.
+            lowering and compiling the vmapped train function (or loading them from the
+            caches).
         run_seconds: executing the compiled function (every batch) until its outputs are
             ready.
         summary: JSON-ready summary, see `summarise`.
@@ -149,9 +151,7 @@ def run_experiment(
     _check_hparams(hparams, num_seeds)
     say = progress or (lambda message: None)
 
-    start = time.perf_counter()
-    train = make_train(config, env, env_params)
-    build_seconds = time.perf_counter() - start
+    train, program_key = lazy_train(config, env, env_params)
     say(f"compiling {num_seeds} seed(s) of {config.env_id}...")
     outputs = execute(
         train,
@@ -159,10 +159,37 @@ def run_experiment(
         hparams,
         max_runs_per_device=max_runs_per_device,
         progress=say,
+        program_key=program_key,
     )
-    return experiment_from(
-        config, num_seeds, seed, outputs, compile_seconds=build_seconds + outputs.compile_seconds
-    )
+    return experiment_from(config, num_seeds, seed, outputs)
+
+
+def lazy_train(
+    config: DQNConfig, env: Any = None, env_params: Any = None
+) -> tuple[TrainFn, dict[str, Any] | None]:
+    """`make_train(config, env, env_params)`, built on its first call, and its program key.
+
+    A run whose traced program is in `program_cache` never calls it, so it neither builds
+    the environment (importing its suite) nor traces. The key is the full config, or None
+    for a custom environment object, which has no stable name.
+    """
+    built = functools.cache(lambda: make_train(config, env, env_params))
+
+    def train(key: jax.Array, hparams: HParams) -> TrainResult:
+        return built()(key, hparams)
+
+    plain_env = env is None and env_params is None
+    return train, {"config": config.to_dict()} if plain_env else None
+
+
+def built_before(config: DQNConfig) -> bool:
+    """Whether `program_cache` holds this config's memory estimate, i.e. an earlier run
+    built (and so checked) its train function. False when the cache is off.
+    """
+    if program_cache.directory() is None:
+        return False
+    _, program_key = lazy_train(config)
+    return program_cache.load_estimate(program_cache.key(program_key)) is not None
 
 
 def experiment_from(
@@ -176,7 +203,7 @@ def experiment_from(
     """The `Experiment` of `rows` of `outputs` (`num_seeds` runs of `config`), summarised.
 
     `compile_seconds` defaults to `outputs.compile_seconds`; the run time is the whole
-    `execute` call's.
+    `execute` call's. The summary records `program_cache` ("hit", "miss" or None).
     """
     metrics = {name: value[rows] for name, value in outputs.metrics.items()}
     evals = {name: value[rows] for name, value in outputs.evals.items()}
@@ -186,6 +213,7 @@ def experiment_from(
         config, num_seeds, seed, metrics, evals, compile_seconds, outputs.run_seconds
     )
     summary["layout"] = layout_of(outputs.plan)
+    summary["program_cache"] = outputs.program_cache
     return Experiment(
         config=config,
         num_seeds=num_seeds,

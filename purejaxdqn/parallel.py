@@ -38,9 +38,11 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax import export
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from purejaxdqn import program_cache
 from purejaxdqn.config import HParams, hparams_in_axes
 from purejaxdqn.devices import SEED_AXIS
 from purejaxdqn.train import TrainFn
@@ -230,6 +232,8 @@ class Outputs:
         run_seconds: executing every batch until its outputs are ready.
         compiled_bytes_per_run: XLA's own memory figure per row (temporaries + outputs +
             arguments of one batch, divided by its rows), None if XLA gives none.
+        program_cache: "hit" or "miss" when `program_key` was given and the cache is on,
+            else None.
     """
 
     metrics: dict[str, np.ndarray]
@@ -238,6 +242,7 @@ class Outputs:
     compile_seconds: float
     run_seconds: float
     compiled_bytes_per_run: float | None
+    program_cache: str | None = None
 
 
 def _place(rows: np.ndarray, sharding: NamedSharding) -> jax.Array:
@@ -271,6 +276,7 @@ def execute(
     max_runs_per_device: int | str | None = "auto",
     progress: Callable[[str], None] | None = None,
     device_bytes: int | None = None,
+    program_key: Any = None,
 ) -> Outputs:
     """Run `train(keys[i], hparams[i])` for every row i; return the metrics and evals.
 
@@ -282,6 +288,11 @@ def execute(
         max_runs_per_device: see `plan_batches`.
         progress: optional callback receiving one-line messages.
         device_bytes: memory per device for the preflight (default: measured).
+        program_key: a JSON-able description of `train` (e.g. its full config) that
+            names the program in `program_cache` when JAX's persistent compilation cache
+            is on (single process only); a later call with the same key and layout loads
+            the traced program and the memory estimate instead of calling `train` at all.
+            None (default) traces every time.
 
     Returns:
         `Outputs` with every row in order; padding rows dropped; the final runner states
@@ -291,9 +302,17 @@ def execute(
     start = time.perf_counter()
     num_runs = int(keys.shape[0])
     impl = jax.random.key_impl(keys)
+    cached = program_key is not None and program_cache.directory() is not None
+    cached = cached and jax.process_count() == 1
+    base_name = program_cache.key(program_key) if cached else None
+    bytes_per_run = program_cache.load_estimate(base_name) if cached else None
+    if bytes_per_run is None:
+        bytes_per_run = estimate_run_bytes(train, hparams)
+        if cached:
+            program_cache.save_estimate(base_name, bytes_per_run)
     plan = plan_batches(
         num_runs,
-        estimate_run_bytes(train, hparams),
+        bytes_per_run,
         max_runs_per_device=max_runs_per_device,
         device_bytes=device_bytes,
     )
@@ -306,26 +325,39 @@ def execute(
     total = plan.runs_per_batch * plan.num_batches
     order = np.concatenate([np.arange(num_runs), np.zeros(total - num_runs, np.int64)])
     key_rows = np.asarray(jax.random.key_data(keys))[order]
-    axes = hparams_in_axes(hparams)
+    axes = tuple(hparams_in_axes(hparams))
     leaves = [
         np.asarray(leaf)[order] if axis == 0 else np.asarray(leaf)
         for leaf, axis in zip(hparams, axes, strict=True)
     ]
+    leaf_shardings = tuple(rows if axis == 0 else replicated for axis in axes)
 
-    def train_rows(key_data: jax.Array, hp: HParams) -> tuple[dict, dict]:
+    def train_rows(key_data: jax.Array, hp_leaves: tuple) -> tuple[dict, dict]:
         keys = jax.random.wrap_key_data(key_data, impl=impl)
-        result = jax.vmap(train, in_axes=(0, axes))(keys, hp)
+        result = jax.vmap(train, in_axes=(0, HParams(*axes)))(keys, HParams(*hp_leaves))
         return result.metrics, result.evals
 
-    def batch(index: int) -> tuple[jax.Array, HParams]:
+    def batch(index: int) -> tuple[jax.Array, tuple]:
         window = slice(index * plan.runs_per_batch, (index + 1) * plan.runs_per_batch)
-        placed = [
-            _place(leaf[window], rows) if axis == 0 else _place(leaf, replicated)
-            for leaf, axis in zip(leaves, axes, strict=True)
-        ]
-        return _place(key_rows[window], rows), HParams(*placed)
+        placed = tuple(
+            _place(leaf[window] if axis == 0 else leaf, sharding)
+            for leaf, axis, sharding in zip(leaves, axes, leaf_shardings, strict=True)
+        )
+        return _place(key_rows[window], rows), placed
 
-    compiled = jax.jit(train_rows).lower(*batch(0)).compile()
+    jitted = jax.jit(train_rows, in_shardings=(rows, leaf_shardings))
+    cache_status = None
+    if cached:
+        layout = [plan.num_devices, plan.runs_per_batch, list(axes), str(impl)]
+        kinds = [device.device_kind for device in devices[: plan.num_devices]]
+        name = program_cache.key(base_name, layout, kinds, [leaf.dtype.str for leaf in leaves])
+        program = program_cache.load_program(name)
+        cache_status = "miss" if program is None else "hit"
+        if program is None:
+            program = export.export(jitted)(*batch(0))
+            program_cache.save_program(name, program)
+        jitted = jax.jit(program.call)
+    compiled = jitted.lower(*batch(0)).compile()
     compile_seconds = time.perf_counter() - start
 
     say(f"compiled in {compile_seconds:.1f} s; running...")
@@ -345,4 +377,5 @@ def execute(
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
         compiled_bytes_per_run=_memory_of(compiled, plan.runs_per_batch),
+        program_cache=cache_status,
     )

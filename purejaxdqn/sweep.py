@@ -38,11 +38,11 @@ from purejaxdqn.experiment import (
     check_num_seeds,
     experiment_from,
     json_scalar,
+    lazy_train,
     write_run,
 )
 from purejaxdqn.parallel import BatchPlan, execute
 from purejaxdqn.stats import bootstrap_ci, iqm
-from purejaxdqn.train import make_train
 
 Setting = dict[str, float]
 LOG_UNIFORM = frozenset({"learning_rate", "huber_delta", "max_grad_norm"})
@@ -218,9 +218,16 @@ def run(
     seed_keys = jax.random.key_data(jax.random.split(jax.random.key(seed), num_seeds))
     keys = jax.random.wrap_key_data(np.tile(np.asarray(seed_keys), (len(settings), 1)))
 
-    train = make_train(config, env, env_params)
+    train, program_key = lazy_train(config, env, env_params)
     say(f"compiling {len(settings)} setting(s) x {num_seeds} seed(s) of {config.env_id}...")
-    outputs = execute(train, keys, hparams, max_runs_per_device=max_runs_per_device, progress=say)
+    outputs = execute(
+        train,
+        keys,
+        hparams,
+        max_runs_per_device=max_runs_per_device,
+        progress=say,
+        program_key=program_key,
+    )
 
     experiments = []
     for index, setting_config in enumerate(configs):

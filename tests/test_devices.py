@@ -72,7 +72,7 @@ def test_sharded_seeds_match_single_device_run():
 
 def test_compile_cache_serves_second_process(tmp_path):
     script = f"""
-        import json, jax
+        import json, sys, jax
         from jax import monitoring
         from purejaxdqn import DQNConfig
         from purejaxdqn.experiment import enable_compile_cache, run_experiment
@@ -81,13 +81,26 @@ def test_compile_cache_serves_second_process(tmp_path):
             lambda event, **kw: hits.append(event) if "cache_hits" in event else None
         )
         enable_compile_cache({str(tmp_path)!r})
-        run_experiment({TINY}, num_seeds=2)
-        print(json.dumps({{"hits": len(hits)}}))
+        result = run_experiment({TINY}, num_seeds=2)
+        print(json.dumps({{
+            "hits": len(hits),
+            "program_cache": result.summary["program_cache"],
+            "gymnax_imported": "gymnax" in sys.modules,
+            "loss": result.metrics["loss"].tolist(),
+            "returns": result.evals["return"].tolist(),
+        }}))
         """
     first = _run(script)
-    assert any(name.startswith("jit_train") for name in os.listdir(tmp_path))
+    assert any(name.startswith("jit_") for name in os.listdir(tmp_path))
     second = _run(script)
-    assert first["hits"] == 0 and second["hits"] >= 1
+    assert first["hits"] == 0 and second["hits"] >= 1  # XLA's compile came from the cache
+    # the traced program too: the second run never built the env nor traced train
+    assert (first["program_cache"], second["program_cache"]) == ("miss", "hit")
+    assert first["gymnax_imported"] and not second["gymnax_imported"]
+    assert second["loss"] == first["loss"] and second["returns"] == first["returns"]
+    # an edited config is another program
+    third = _run(script.replace("eval_max_steps=50", "eval_max_steps=40"))
+    assert third["program_cache"] == "miss"
 
 
 def test_use_all_cpu_cores_is_a_no_op_once_jax_has_started(monkeypatch):
