@@ -49,7 +49,7 @@ from purejaxdqn.buffer import nbytes as replay_nbytes
 from purejaxdqn.cli import parse_max_runs
 from purejaxdqn.envs import make_env
 from purejaxdqn.experiment import device_description
-from purejaxdqn.parallel import execute
+from purejaxdqn.parallel import execute, host_available_bytes
 
 MB = 1e6
 PREFILL_FRACTION = CLASSIC_CARTPOLE.learning_starts / CLASSIC_CARTPOLE.total_timesteps
@@ -113,18 +113,12 @@ def replay_memory(config: DQNConfig) -> dict[str, Any]:
 
 def memory_limit() -> int | None:
     """Bytes free for a program: the device's limit less bytes in use on GPU, else the
-    host's MemAvailable (Linux); None if unknown.
+    host's available memory (`parallel.host_available_bytes`); None if unknown.
     """
     stats = jax.devices()[0].memory_stats()
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    return host_available_bytes()
 
 
 def run_point(

@@ -101,5 +101,9 @@ def seed_sharding(num_seeds: int) -> NamedSharding:
     """
     devices = jax.local_devices()
     count = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
-    mesh = Mesh(np.array(devices[:count]), (SEED_AXIS,))
-    return NamedSharding(mesh, PartitionSpec(SEED_AXIS))
+    return row_sharding(devices[:count])
+
+
+def row_sharding(devices: list[jax.Device]) -> NamedSharding:
+    """A leading (seed) axis split evenly over `devices`, on a one-axis mesh."""
+    return NamedSharding(Mesh(np.array(devices), (SEED_AXIS,)), PartitionSpec(SEED_AXIS))

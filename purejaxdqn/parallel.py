@@ -40,11 +40,11 @@ import jax
 import numpy as np
 from jax import export
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding, PartitionSpec
 
 from purejaxdqn import program_cache
 from purejaxdqn.config import HParams, hparams_in_axes
-from purejaxdqn.devices import SEED_AXIS
+from purejaxdqn.devices import row_sharding
 from purejaxdqn.train import TrainFn
 
 CPU_RUNS_PER_DEVICE = 8
@@ -132,6 +132,15 @@ def device_memory_bytes(device: jax.Device) -> int | None:
         stats = device.memory_stats() or {}
         limit = stats.get("bytes_limit")
         return int(limit) if limit else None
+    available = host_available_bytes()
+    if available is None:
+        return None
+    cpu_devices = sum(1 for d in jax.local_devices() if d.platform == "cpu")
+    return available // max(cpu_devices, 1)
+
+
+def host_available_bytes() -> int | None:
+    """The host's available memory (Linux MemAvailable, else free pages), None if unknown."""
     try:
         with open("/proc/meminfo") as file:
             fields = dict(line.split(":", 1) for line in file)
@@ -139,10 +148,7 @@ def device_memory_bytes(device: jax.Device) -> int | None:
     except (OSError, KeyError, ValueError):
         pages = os.sysconf("SC_AVPHYS_PAGES") if hasattr(os, "sysconf") else 0
         available = pages * os.sysconf("SC_PAGE_SIZE") if pages else 0
-    if not available:
-        return None
-    cpu_devices = sum(1 for d in jax.local_devices() if d.platform == "cpu")
-    return available // max(cpu_devices, 1)
+    return available or None
 
 
 def _check_max_runs(value: int | str | None) -> int | str | None:
@@ -318,9 +324,8 @@ def execute(
     )
     say(plan.describe())
     devices = jax.devices() if jax.process_count() > 1 else jax.local_devices()
-    mesh = Mesh(np.array(devices[: plan.num_devices]), (SEED_AXIS,))
-    rows = NamedSharding(mesh, PartitionSpec(SEED_AXIS))
-    replicated = NamedSharding(mesh, PartitionSpec())
+    rows = row_sharding(devices[: plan.num_devices])
+    replicated = NamedSharding(rows.mesh, PartitionSpec())
 
     total = plan.runs_per_batch * plan.num_batches
     order = np.concatenate([np.arange(num_runs), np.zeros(total - num_runs, np.int64)])
@@ -345,6 +350,7 @@ def execute(
         )
         return _place(key_rows[window], rows), placed
 
+    first = batch(0)
     jitted = jax.jit(train_rows, in_shardings=(rows, leaf_shardings))
     cache_status = None
     if cached:
@@ -354,17 +360,18 @@ def execute(
         program = program_cache.load_program(name)
         cache_status = "miss" if program is None else "hit"
         if program is None:
-            program = export.export(jitted)(*batch(0))
+            program = export.export(jitted)(*first)
             program_cache.save_program(name, program)
         jitted = jax.jit(program.call)
-    compiled = jitted.lower(*batch(0)).compile()
+    compiled = jitted.lower(*first).compile()
     compile_seconds = time.perf_counter() - start
 
     say(f"compiled in {compile_seconds:.1f} s; running...")
     outputs = []
     start = time.perf_counter()
     for index in range(plan.num_batches):
-        outputs.append(_to_host(jax.block_until_ready(compiled(*batch(index)))))
+        arguments = first if index == 0 else batch(index)
+        outputs.append(_to_host(jax.block_until_ready(compiled(*arguments))))
         if plan.num_batches > 1:
             say(f"batch {index + 1}/{plan.num_batches} done")
     run_seconds = time.perf_counter() - start

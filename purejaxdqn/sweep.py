@@ -42,7 +42,7 @@ from purejaxdqn.experiment import (
     write_run,
 )
 from purejaxdqn.parallel import BatchPlan, execute
-from purejaxdqn.stats import bootstrap_ci, iqm
+from purejaxdqn.stats import bootstrap_ci
 
 Setting = dict[str, float]
 LOG_UNIFORM = frozenset({"learning_rate", "huber_delta", "max_grad_norm"})
@@ -266,7 +266,7 @@ def rank(settings: Sequence[Setting], experiments: Sequence[Experiment]) -> list
                 "setting": index,
                 "folder": setting_name(index, setting),
                 **setting,
-                "iqm_final_eval_return": json_scalar(np.float64(iqm(finals))),
+                "iqm_final_eval_return": summary["iqm_final_eval_return"],
                 "ci95_low": json_scalar(np.float64(low)),
                 "ci95_high": json_scalar(np.float64(high)),
                 "mean_final_eval_return": summary["mean_final_eval_return"],
