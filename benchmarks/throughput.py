@@ -50,6 +50,7 @@ from purejaxdqn.cli import parse_max_runs
 from purejaxdqn.envs import make_env
 from purejaxdqn.experiment import device_description
 from purejaxdqn.parallel import execute, host_available_bytes
+from purejaxdqn.train import make_train_program
 
 MB = 1e6
 PREFILL_FRACTION = CLASSIC_CARTPOLE.learning_starts / CLASSIC_CARTPOLE.total_timesteps
@@ -130,7 +131,10 @@ def run_point(
     """
     keys = jax.random.split(jax.random.key(seed), num_seeds)
     outputs = execute(
-        make_train(config), keys, config.hparams(), max_runs_per_device=max_runs_per_device
+        make_train_program(config),
+        keys,
+        config.hparams(),
+        max_runs_per_device=max_runs_per_device,
     )
     plan = outputs.plan
     per_run = outputs.compiled_bytes_per_run

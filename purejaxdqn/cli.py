@@ -4,6 +4,11 @@
     purejaxdqn train --env Acrobot-v1 --learning-rate 1e-3 --hidden-sizes 64,64
     purejaxdqn sweep --env Breakout-MinAtar --num-seeds 64 --learning-rate 1e-4,3e-4,1e-3
     purejaxdqn sweep --num-samples 20 --learning-rate 1e-5:1e-2 --gamma 0.95:0.999
+    purejaxdqn train --env CartPole-v1 --output-dir runs/cp --checkpoint-every 5
+    purejaxdqn train --resume runs/cp
+    purejaxdqn eval runs/cp --episodes 20
+    purejaxdqn render runs/cp --seed 3 --out cartpole.gif
+    purejaxdqn plot runs/cp runs/other --out curves.png
     purejaxdqn train --help
 
 `train` and `sweep` start from a preset (`--preset`, default the preset named by `--env`
@@ -13,13 +18,15 @@ In `sweep`, a traced hyperparameter takes a comma list (a grid over every combin
 a LO:HI range (sampled, with `--num-samples`).
 
 Each subcommand is a pair of functions: `_add_<name>_command(subparsers)` declares its
-options and sets `handler`, which `main` calls with the parsed arguments.
+options and sets `handler`, which `main` calls with the parsed arguments. `eval` and
+`render` live in `policy`, `plot` in `plot`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import types
 import typing
@@ -30,17 +37,22 @@ from typing import Any
 
 import jax
 
-from purejaxdqn import sweep
-from purejaxdqn.config import DQNConfig, HParams
+from purejaxdqn import checkpoint, plot, policy, sweep
+from purejaxdqn.checkpoint import Checkpointer
+from purejaxdqn.config import DQNConfig, HParams, read_run_config, write_run_config
 from purejaxdqn.devices import initialize_distributed, use_all_cpu_cores
 from purejaxdqn.experiment import (
     built_before,
     enable_compile_cache,
     format_summary,
+    lazy_program,
     run_experiment,
     write_run,
 )
+from purejaxdqn.monitor import Monitor, ProgressDisplay, SignalGuard
+from purejaxdqn.parallel import state_shapes
 from purejaxdqn.presets import PRESETS, get_preset
+from purejaxdqn.tensorboard import TensorBoardWriter
 from purejaxdqn.train import make_train
 
 PROG = "purejaxdqn"
@@ -264,14 +276,14 @@ def _add_run_options(parser: argparse.ArgumentParser, what: str) -> None:
         "--num-seeds",
         metavar="N",
         type=parse_num_seeds,
-        default=1,
+        default=argparse.SUPPRESS,
         help=f"seeds {what}, vmapped in one program (default: 1).",
     )
     parser.add_argument(
         "--seed",
         metavar="N",
         type=parse_int,
-        default=0,
+        default=argparse.SUPPRESS,
         help="base seed; seed i uses jax.random.split(jax.random.key(seed), N)[i] (default: 0).",
     )
     parser.add_argument(
@@ -337,6 +349,54 @@ def _add_train_command(subparsers: Any) -> None:
         ),
     )
     _add_run_options(parser, "trained at once")
+    keep = parser.add_argument_group(
+        "watch and keep the run",
+        "The run goes in compiled chunks of one log period each, with identical results; "
+        "between chunks the progress line, TensorBoard and checkpoints are written. "
+        "SIGINT/SIGTERM stop the run after the current chunk with a checkpoint saved.",
+    )
+    keep.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="write TensorBoard scalars (IQM/mean/min/max across seeds of training and "
+        "eval return, loss, Q, epsilon, steps/s) to DIR; needs purejaxdqn[tensorboard].",
+    )
+    keep.add_argument(
+        "--tensorboard-per-seed",
+        action="store_true",
+        help="also write each seed's return, loss and eval return.",
+    )
+    keep.add_argument(
+        "--checkpoint-every",
+        metavar="N",
+        type=parse_num_seeds,
+        default=None,
+        help="save a checkpoint (every seed's full runner state) every N log points and at "
+        "the end, in OUTPUT_DIR/checkpoints (default: only when stopped by a signal).",
+    )
+    keep.add_argument(
+        "--keep-checkpoints",
+        metavar="N",
+        type=parse_num_seeds,
+        default=3,
+        help="how many of the latest checkpoints to keep (default: 3).",
+    )
+    keep.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        type=Path,
+        default=None,
+        help="continue the run in RUN_DIR from its latest checkpoint, with its config, "
+        "seeds and folder; it ends bit for bit where an uninterrupted run would.",
+    )
+    keep.add_argument(
+        "--stop-when-solved",
+        action="store_true",
+        help="end the run once every seed's greedy evaluation has reached "
+        "--solved-threshold (the preset's by default).",
+    )
     _add_config_options(parser)
     parser.set_defaults(handler=_train, parser=parser)
 
@@ -434,12 +494,8 @@ def _name_option(message: str) -> str:
     return message
 
 
-def _start(args: argparse.Namespace) -> tuple[DQNConfig, Callable[[str], None]]:
-    """Join a multi-process run if asked, build and check the config, print its diff.
-
-    Returns the config and the `say` function (silent with --quiet and in every process
-    but process 0).
-    """
+def _join_processes(args: argparse.Namespace) -> None:
+    """Join a multi-process run when asked (--distributed or --coordinator-address)."""
     if args.distributed or args.coordinator_address is not None:
         try:
             initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
@@ -450,14 +506,31 @@ def _start(args: argparse.Namespace) -> tuple[DQNConfig, Callable[[str], None]]:
             "--num-processes and --process-id need --coordinator-address (or --distributed)"
         )
 
+
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
+    """Print a message, unless --quiet or this is not process 0."""
+
     def say(message: str) -> None:
         if not args.quiet and jax.process_index() == 0:
             print(message, flush=True)
 
+    return say
+
+
+def _start(
+    args: argparse.Namespace, config: DQNConfig | None = None
+) -> tuple[DQNConfig, Callable[[str], None]]:
+    """Join a multi-process run if asked, build and check the config, print its diff.
+
+    Returns the config (`config` if given, else the one the options ask for) and the `say`
+    function (silent with --quiet and in every process but process 0).
+    """
+    _join_processes(args)
+    say = _say(args)
     if args.compile_cache is not None:
         enable_compile_cache(args.compile_cache)
     try:
-        config = config_from_args(args)
+        config = config_from_args(args) if config is None else config
         if not built_before(config):  # a cached program was built from a checked config
             make_train(config)  # environment checks (unknown id, action space)
     except ValueError as error:
@@ -473,24 +546,123 @@ def _start(args: argparse.Namespace) -> tuple[DQNConfig, Callable[[str], None]]:
     return config, say
 
 
-def _train(args: argparse.Namespace) -> int:
-    config, say = _start(args)
-    output_dir = args.output_dir or default_output_dir(config.env_id)
-    try:
-        experiment = run_experiment(
-            config,
-            args.num_seeds,
-            args.seed,
-            max_runs_per_device=args.max_runs_per_device,
-            progress=say,
+_RESUME_KEEPS = ("env", "preset", "num_seeds", "seed")  # present in args only when given
+
+
+def _resume_point(args: argparse.Namespace) -> tuple[DQNConfig, int, int, Any]:
+    """The config, seeds and `parallel.Resume` of `--resume RUN_DIR`."""
+    config_names = {f.name for f in dataclasses.fields(DQNConfig)}
+    given = sorted(name for name in vars(args) if name in config_names or name in _RESUME_KEEPS)
+    given += ["output_dir"] if args.output_dir is not None else []
+    if given:
+        raise CommandError(
+            f"--resume takes the config, seeds and folder from RUN_DIR; drop "
+            f"{', '.join(option_name(name) for name in given)}"
         )
-    except ValueError as error:  # environment checks, the memory preflight
-        raise CommandError(_name_option(str(error))) from error
+    try:
+        config, num_seeds, seed = read_run_config(args.resume)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"--resume {args.resume}: {error}") from error
+    program, _ = lazy_program(config)
+    try:
+        point = checkpoint.restore(args.resume, state_shapes(program, config.hparams()))
+    except ValueError as error:
+        raise CommandError(f"--resume {args.resume}: {error}") from error
+    return config, num_seeds, seed, point
+
+
+def _monitor(
+    args: argparse.Namespace,
+    config: DQNConfig,
+    num_seeds: int,
+    seed: int,
+    output_dir: Path,
+    guard: SignalGuard,
+) -> Monitor:
+    """The `Monitor` the train options ask for (progress, TensorBoard, checkpoints)."""
+    threshold = config.solved_threshold
+    if args.stop_when_solved and (threshold is None or not config.num_evals):
+        raise CommandError(
+            "--stop-when-solved needs --solved-threshold (this config has "
+            f"{threshold}) and greedy evaluation (--eval-every > 0; it is {config.eval_every})"
+        )
+    single = jax.process_count() == 1
+    if not single and (args.checkpoint_every or args.resume or args.tensorboard):
+        raise CommandError(
+            "--checkpoint-every, --resume and --tensorboard run in a single process only"
+        )
+    writer = None
+    if args.tensorboard is not None:
+        try:
+            writer = TensorBoardWriter(args.tensorboard, per_seed=args.tensorboard_per_seed)
+        except ImportError as error:
+            raise CommandError(str(error)) from error
+        writer.write_text("config", json.dumps(config.to_dict(), indent=2))
+    progress = None
+    if not args.quiet and jax.process_index() == 0:
+        progress = ProgressDisplay(config.env_id, config.total_timesteps)
+    return Monitor(
+        progress=progress,
+        tensorboard=writer,
+        checkpointer=(
+            Checkpointer(output_dir, config, num_seeds, seed, keep=args.keep_checkpoints)
+            if single
+            else None
+        ),
+        checkpoint_every=args.checkpoint_every,
+        stop_threshold=threshold if args.stop_when_solved else None,
+        guard=guard,
+    )
+
+
+def _train(args: argparse.Namespace) -> int:
+    resume = None
+    if args.resume is not None:
+        config, num_seeds, seed, point = _resume_point(args)
+        config, say = _start(args, config)
+        output_dir, resume = args.resume, point.resume
+        say(f"resuming {output_dir} from {point.path} ({resume.periods_done} log points done)")
+    else:
+        config, say = _start(args)
+        num_seeds, seed = getattr(args, "num_seeds", 1), getattr(args, "seed", 0)
+        output_dir = args.output_dir or default_output_dir(config.env_id)
+    with SignalGuard() as guard:
+        monitor = _monitor(args, config, num_seeds, seed, output_dir, guard)
+        if jax.process_index() == 0:
+            write_run_config(output_dir, config, num_seeds, seed)  # a killed run can resume
+        try:
+            experiment = run_experiment(
+                config,
+                num_seeds,
+                seed,
+                max_runs_per_device=args.max_runs_per_device,
+                progress=say,
+                on_chunk=monitor,
+                resume=resume,
+            )
+        except ValueError as error:  # environment checks, the memory preflight
+            raise CommandError(_name_option(str(error))) from error
+        finally:
+            monitor.close()
     if jax.process_index() == 0:
         folder = write_run(experiment, output_dir)
         say("")
         say(format_summary(experiment.summary))
         say(f"results written to {folder}")
+    if monitor.last_checkpoint is not None:
+        say(f"checkpoint: {monitor.last_checkpoint}")
+    if monitor.stop_reason == "solved":
+        say(
+            f"every seed solved the task; stopped at {experiment.summary['env_steps_done']:,} "
+            "env steps"
+        )
+    elif monitor.stop_reason is not None:
+        print(
+            f"stopped by {monitor.stop_reason} at {experiment.summary['env_steps_done']:,} env "
+            f"steps; continue with: {PROG} train --resume {output_dir}",
+            file=sys.stderr,
+        )
+        return 128 + int(guard.received or 0)
     return 0
 
 
@@ -499,7 +671,7 @@ def _sweep(args: argparse.Namespace) -> int:
     space = sweep_space_from_args(args)
     try:
         if args.num_samples is not None:
-            settings = sweep.sample(space, args.num_samples, seed=args.seed)
+            settings = sweep.sample(space, args.num_samples, seed=getattr(args, "seed", 0))
         else:
             ranges = [name for name, value in space.items() if isinstance(value, sweep.Range)]
             if ranges:
@@ -508,15 +680,24 @@ def _sweep(args: argparse.Namespace) -> int:
                     "(random search); give a comma list for a grid"
                 )
             settings = sweep.grid(space)
-        say(f"{len(settings)} setting(s) x {args.num_seeds} seed(s)")
-        result = sweep.run(
-            config,
-            settings,
-            args.num_seeds,
-            args.seed,
-            max_runs_per_device=args.max_runs_per_device,
-            progress=say,
-        )
+        num_seeds, seed = getattr(args, "num_seeds", 1), getattr(args, "seed", 0)
+        say(f"{len(settings)} setting(s) x {num_seeds} seed(s)")
+        display = None
+        if not args.quiet and jax.process_index() == 0:
+            display = ProgressDisplay(f"sweep {config.env_id}", config.total_timesteps)
+        try:
+            result = sweep.run(
+                config,
+                settings,
+                num_seeds,
+                seed,
+                max_runs_per_device=args.max_runs_per_device,
+                progress=say,
+                on_chunk=None if display is None else Monitor(progress=display),
+            )
+        finally:
+            if display is not None:
+                display.close()
     except ValueError as error:
         raise CommandError(_name_option(str(error))) from error
     output_dir = args.output_dir or default_output_dir(f"sweep-{config.env_id}")
@@ -544,6 +725,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     _add_train_command(subparsers)
     _add_sweep_command(subparsers)
+    policy.add_eval_command(subparsers)
+    policy.add_render_command(subparsers)
+    plot.add_plot_command(subparsers)
     return parser
 
 

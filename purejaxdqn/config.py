@@ -8,7 +8,9 @@ traced `HParams` pytree, so one compiled program serves every seed and every set
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -379,3 +381,30 @@ def validate(config: DQNConfig) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
             raise ValueError(f"{name}={value!r} is not allowed: must be a number")
         _check_range(name, value)
+
+
+RUN_CONFIG_FILE = "config.json"
+
+
+def write_run_config(folder: str | Path, config: DQNConfig, num_seeds: int, seed: int) -> Path:
+    """Write `<folder>/config.json`: `config.to_dict()` plus `num_seeds` and `seed`."""
+    path = Path(folder) / RUN_CONFIG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {**config.to_dict(), "num_seeds": int(num_seeds), "seed": int(seed)}
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def read_run_config(folder: str | Path) -> tuple[DQNConfig, int, int]:
+    """The config, number of seeds and base seed of a run folder (its config.json).
+
+    Raises:
+        FileNotFoundError: the folder has no config.json.
+        ValueError: the file holds unknown fields or values `DQNConfig` rejects.
+    """
+    path = Path(folder) / RUN_CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} has no {RUN_CONFIG_FILE}: not a purejaxdqn run folder")
+    data = json.loads(path.read_text())
+    num_seeds, seed = int(data.pop("num_seeds", 1)), int(data.pop("seed", 0))
+    return DQNConfig.from_dict(data), num_seeds, seed

@@ -25,10 +25,11 @@ import jax
 import numpy as np
 
 from purejaxdqn import program_cache
-from purejaxdqn.config import DQNConfig, HParams
-from purejaxdqn.parallel import BatchPlan, Outputs, execute
+from purejaxdqn.config import DQNConfig, HParams, write_run_config
+from purejaxdqn.parallel import BatchPlan, Chunk, Outputs, Resume, execute
+from purejaxdqn.policy import save_params
 from purejaxdqn.stats import iqm
-from purejaxdqn.train import TrainFn, TrainResult, make_train
+from purejaxdqn.train import TrainProgram, make_train_program
 
 _VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "gymnax", "numpy", "purejaxdqn")
 
@@ -52,6 +53,8 @@ class Experiment:
             ready.
         summary: JSON-ready summary, see `summarise`.
         plan: how the seeds were laid out over devices and sequential batches.
+        params: the online-network parameters at the end, leaves (num_seeds, ...); None
+            for an experiment assembled without them.
     """
 
     config: DQNConfig
@@ -63,6 +66,7 @@ class Experiment:
     run_seconds: float
     summary: dict[str, Any]
     plan: BatchPlan | None = None
+    params: Any = None
 
 
 def check_num_seeds(num_seeds: Any) -> int:
@@ -113,6 +117,9 @@ def run_experiment(
     *,
     max_runs_per_device: int | str | None = "auto",
     progress: Callable[[str], None] | None = None,
+    on_chunk: Callable[[Chunk], bool] | None = None,
+    periods_per_chunk: int | None = None,
+    resume: Resume | None = None,
 ) -> Experiment:
     """Train `config` on `num_seeds` seeds with one compiled `jit(vmap(train))` program.
 
@@ -135,9 +142,16 @@ def run_experiment(
         max_runs_per_device: cap on seeds per device per compiled call (see
             `parallel.plan_batches`): an integer, "auto" or None (memory only).
         progress: optional callback receiving one-line progress messages (e.g. `print`).
+        on_chunk: called after every compiled chunk of log periods with a
+            `parallel.Chunk` (progress bars, logging, checkpoints); returning True stops
+            the run there. The results are the same bit for bit however it is chunked.
+        periods_per_chunk: log periods per compiled call (default: 1 with `on_chunk`,
+            else all).
+        resume: continue from a `parallel.Resume` (a checkpoint) instead of starting.
 
     Returns:
-        The `Experiment`, with outputs as numpy arrays (the final runner state is dropped).
+        The `Experiment`, with outputs and final parameters as numpy arrays (the rest of
+        the final runner state is dropped).
 
     Raises:
         ValueError: for a bad `num_seeds`, `seed` or `hparams`, anything `make_train`
@@ -151,35 +165,41 @@ def run_experiment(
     _check_hparams(hparams, num_seeds)
     say = progress or (lambda message: None)
 
-    train, program_key = lazy_train(config, env, env_params)
+    program, program_key = lazy_program(config, env, env_params)
     say(f"compiling {num_seeds} seed(s) of {config.env_id}...")
     outputs = execute(
-        train,
+        program,
         jax.random.split(jax.random.key(seed), num_seeds),
         hparams,
         max_runs_per_device=max_runs_per_device,
         progress=say,
         program_key=program_key,
+        on_chunk=on_chunk,
+        periods_per_chunk=periods_per_chunk,
+        resume=resume,
     )
     return experiment_from(config, num_seeds, seed, outputs)
 
 
-def lazy_train(
+def lazy_program(
     config: DQNConfig, env: Any = None, env_params: Any = None
-) -> tuple[TrainFn, dict[str, Any] | None]:
-    """`make_train(config, env, env_params)`, built on its first call, and its program key.
+) -> tuple[TrainProgram, dict[str, Any] | None]:
+    """`make_train_program(config, env, env_params)`, built on first use, and its key.
 
-    A run whose traced program is in `program_cache` never calls it, so it neither builds
+    A run whose traced programs are in `program_cache` never uses it, so it neither builds
     the environment (importing its suite) nor traces. The key is the full config, or None
     for a custom environment object, which has no stable name.
     """
-    built = functools.cache(lambda: make_train(config, env, env_params))
-
-    def train(key: jax.Array, hparams: HParams) -> TrainResult:
-        return built()(key, hparams)
-
+    built = functools.cache(lambda: make_train_program(config, env, env_params))
+    program = TrainProgram(
+        init=lambda key, hp: built().init(key, hp),
+        run_periods=lambda state, hp, periods: built().run_periods(state, hp, periods),
+        train=lambda key, hp: built().train(key, hp),
+        num_periods=config.num_log_points,
+        eval_every=config.eval_every,
+    )
     plain_env = env is None and env_params is None
-    return train, {"config": config.to_dict()} if plain_env else None
+    return program, {"config": config.to_dict()} if plain_env else None
 
 
 def built_before(config: DQNConfig) -> bool:
@@ -188,7 +208,7 @@ def built_before(config: DQNConfig) -> bool:
     """
     if program_cache.directory() is None:
         return False
-    _, program_key = lazy_train(config)
+    _, program_key = lazy_program(config)
     return program_cache.load_estimate(program_cache.key(program_key)) is not None
 
 
@@ -210,10 +230,20 @@ def experiment_from(
     if compile_seconds is None:
         compile_seconds = outputs.compile_seconds
     summary = summarise(
-        config, num_seeds, seed, metrics, evals, compile_seconds, outputs.run_seconds
+        config,
+        num_seeds,
+        seed,
+        metrics,
+        evals,
+        compile_seconds,
+        outputs.run_seconds,
+        env_steps_run=outputs.periods_run
+        * config.iterations_per_log_point
+        * config.steps_per_iteration,
     )
     summary["layout"] = layout_of(outputs.plan)
     summary["program_cache"] = outputs.program_cache
+    summary["watch_seconds"] = outputs.watch_seconds
     return Experiment(
         config=config,
         num_seeds=num_seeds,
@@ -224,6 +254,9 @@ def experiment_from(
         run_seconds=outputs.run_seconds,
         summary=summary,
         plan=outputs.plan,
+        params=(
+            None if outputs.params is None else jax.tree.map(lambda x: x[rows], outputs.params)
+        ),
     )
 
 
@@ -284,6 +317,7 @@ def summarise(
     evals: Mapping[str, np.ndarray],
     compile_seconds: float,
     run_seconds: float,
+    env_steps_run: int | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready summary of a run.
 
@@ -292,20 +326,24 @@ def summarise(
     the training episodes that finished in the last log period ("training_episodes"), which
     is None when none finished. IQM, mean and fraction solved are over all seeds, so a
     missing (None) return makes the IQM and mean None and counts as not solved.
+    `solved_env_steps` gives, per seed, the env step of the first greedy evaluation whose
+    mean return reached the threshold (None: never, or no threshold or evaluation).
 
     Args:
         config: the run configuration.
         num_seeds: number of seeds.
         seed: the base seed.
-        metrics: per-log-point metrics, each (num_seeds, num_log_points).
+        metrics: per-log-point metrics, each (num_seeds, log points done).
         evals: greedy evaluations, each (num_seeds, num_evals[, eval_episodes]); may be empty.
         compile_seconds: compile time of the vmapped train function.
         run_seconds: run time of the compiled function.
+        env_steps_run: env steps per seed that `run_seconds` covers (default: all done).
 
     Returns:
         A dictionary of plain Python values (floats, ints, strings, lists, None).
     """
-    if evals and np.shape(evals["return"])[-1] > 0:
+    has_evals = bool(evals) and np.shape(evals["return"])[-1] > 0
+    if has_evals:
         final = np.asarray(evals["return"])[:, -1]
         source = "greedy_eval"
     else:
@@ -315,26 +353,46 @@ def summarise(
     as_floats = np.array([math.nan if v is None else v for v in final_returns], np.float64)
     threshold = config.solved_threshold
     fraction_solved = None
+    solved_steps: list[int | None] | None = None
     if threshold is not None:
         fraction_solved = float(np.mean(as_floats >= threshold))  # NaN compares False
-    steps_per_second = num_seeds * config.total_timesteps / run_seconds if run_seconds else None
+        if has_evals:
+            solved_steps = first_solved_steps(evals, threshold)
+    env_steps_done = int(np.asarray(metrics["env_steps"])[0, -1])
+    if env_steps_run is None:
+        env_steps_run = env_steps_done
+    steps_per_second = num_seeds * env_steps_run / run_seconds if run_seconds else None
     return {
         "env_id": config.env_id,
         "num_seeds": int(num_seeds),
         "seed": int(seed),
         "total_timesteps": int(config.total_timesteps),
+        "env_steps_done": env_steps_done,
+        "stopped_early": env_steps_done < config.total_timesteps,
         "final_return_source": source,
         "final_eval_returns": final_returns,
         "iqm_final_eval_return": _stat(iqm, as_floats),
         "mean_final_eval_return": _stat(np.mean, as_floats),
         "solved_threshold": None if threshold is None else float(threshold),
         "fraction_solved": fraction_solved,
+        "solved_env_steps": solved_steps,
         "compile_seconds": float(compile_seconds),
         "run_seconds": float(run_seconds),
         "env_steps_per_second": steps_per_second,
         "device": device_description(),
         "versions": package_versions(),
     }
+
+
+def first_solved_steps(evals: Mapping[str, np.ndarray], threshold: float) -> list[int | None]:
+    """Per seed, the env step of the first evaluation whose mean return is at least
+    `threshold`, or None if none is.
+    """
+    reached = np.asarray(evals["return"]) >= threshold
+    steps = np.asarray(evals["env_steps"])
+    return [
+        int(steps[seed, np.argmax(row)]) if row.any() else None for seed, row in enumerate(reached)
+    ]
 
 
 def _csv_cell(value: Any) -> Any:
@@ -358,9 +416,12 @@ def _write_long_csv(
 
 
 def write_run(experiment: Experiment, output_dir: str | Path) -> Path:
-    """Write one run folder: config.json, metrics.csv, evals.csv and summary.json.
+    """Write one run folder: config.json, metrics.csv, evals.csv, summary.json and
+    (when the experiment has them) params.msgpack.
 
     - `config.json`: `config.to_dict()` plus `num_seeds` and `seed`.
+    - `params.msgpack`: every seed's final online-network parameters
+      (`policy.load_policy` reads them back).
     - `metrics.csv`: one row per (seed, log point): `seed, env_steps`, then every other
       metric in name order.
     - `evals.csv`: one row per (seed, evaluation): `seed, env_steps, return, length`
@@ -374,11 +435,9 @@ def write_run(experiment: Experiment, output_dir: str | Path) -> Path:
         The folder, as a `Path`.
     """
     folder = Path(output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-
-    config = {**experiment.config.to_dict(), "num_seeds": experiment.num_seeds}
-    config["seed"] = experiment.seed
-    _write_json(folder / "config.json", config)
+    write_run_config(folder, experiment.config, experiment.num_seeds, experiment.seed)
+    if experiment.params is not None:
+        save_params(folder, experiment.params)
 
     metric_columns = ["env_steps", *sorted(k for k in experiment.metrics if k != "env_steps")]
     _write_long_csv(
@@ -419,10 +478,16 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f"{num_solved}/{summary['num_seeds']} seeds "
             f"({summary['fraction_solved']:.0%}) reach {threshold:g}"
         )
+        first = [s for s in summary.get("solved_env_steps") or [] if s is not None]
+        if first:
+            solved += f"; first reached at {min(first):,}-{max(first):,} env steps"
+    steps = f"{summary['total_timesteps']:,}"
+    if summary.get("stopped_early"):
+        steps = f"{summary['env_steps_done']:,} of {steps} (stopped early)"
     rows = [
         ("env", summary["env_id"]),
         ("seeds", f"{summary['num_seeds']} (base seed {summary['seed']})"),
-        ("env steps per seed", f"{summary['total_timesteps']:,}"),
+        ("env steps per seed", steps),
         (
             "final return",
             f"IQM {_number(summary['iqm_final_eval_return'])}, "

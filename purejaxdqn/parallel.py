@@ -1,7 +1,10 @@
 """Running many independent (key, hyperparameters) rows of `train` on every device.
 
-A row is one seed of one setting. `execute` runs rows in one compiled `jit(vmap(train))`
-program, with the row axis sharded over a device mesh (`NamedSharding`, no `pmap`):
+A row is one seed of one setting. `execute` runs rows as two compiled programs, a vmapped
+`init` and a vmapped `run_periods` called from a Python loop on equal-length chunks of log
+periods (the runner state donated from one call to the next; between chunks an `on_chunk`
+callback can show progress, log, checkpoint or stop the run), with the row axis sharded over
+a device mesh (`NamedSharding`, no `pmap`):
 
 - **Devices.** One process: the local devices (one per CPU core after
   `devices.use_all_cpu_cores()`, or the GPUs); at most one device per row. Several
@@ -45,7 +48,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from purejaxdqn import program_cache
 from purejaxdqn.config import HParams, hparams_in_axes
 from purejaxdqn.devices import row_sharding
-from purejaxdqn.train import TrainFn
+from purejaxdqn.train import TrainFn, TrainProgram
 
 CPU_RUNS_PER_DEVICE = 8
 CPU_BYTES_PER_DEVICE = 200 * 10**6  # auto cap on CPU: 2 MinAtar rows (buffer 100k) per device
@@ -230,25 +233,79 @@ class Outputs:
     """What `execute` returns: per-row results as numpy arrays, and how they were made.
 
     Attributes:
-        metrics: per-log-point metrics, each (num_runs, num_log_points).
-        evals: greedy evaluations, each (num_runs, num_evals[, eval_episodes]).
+        metrics: per-log-point metrics, each (num_runs, periods_done).
+        evals: greedy evaluations, each (num_runs, evaluations done[, eval_episodes]).
+        params: the online-network parameters at the end, leaves (num_runs, ...); None
+            if a resumed run had no log period left to run.
         plan: the batch layout used.
         compile_seconds: the memory preflight, tracing, lowering and compiling (once for
             every batch).
-        run_seconds: executing every batch until its outputs are ready.
+        run_seconds: initialising and running every batch until the outputs are ready
+            (time spent in `on_chunk` is not counted; it is `watch_seconds`).
         compiled_bytes_per_run: XLA's own memory figure per row (temporaries + outputs +
-            arguments of one batch, divided by its rows), None if XLA gives none.
+            arguments of one batch's chunk program, divided by its rows), None if XLA
+            gives none.
         program_cache: "hit" or "miss" when `program_key` was given and the cache is on,
             else None.
+        periods_done: log periods done (the config's `num_log_points` unless stopped
+            early), counting those before a resume.
+        periods_run: log periods this call ran (what `run_seconds` measures).
+        watch_seconds: time spent in `on_chunk` (progress, logging, checkpoints).
     """
 
     metrics: dict[str, np.ndarray]
     evals: dict[str, np.ndarray]
+    params: Any
     plan: BatchPlan
     compile_seconds: float
     run_seconds: float
     compiled_bytes_per_run: float | None
     program_cache: str | None = None
+    periods_done: int = 0
+    periods_run: int = 0
+    watch_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What `execute` hands `on_chunk` after each chunk of log periods (every batch).
+
+    Attributes:
+        periods_done: log periods finished so far (counting any resumed ones).
+        num_periods: log periods in the whole run.
+        metrics: this chunk's metrics, each (num_runs, periods in the chunk).
+        evals: this chunk's evaluations, each (num_runs, evaluations in the chunk, ...).
+        metrics_so_far: every period's metrics so far, each (num_runs, periods_done).
+        evals_so_far: every evaluation so far.
+        periods_run: log periods this `execute` call has run (fewer after a resume).
+        run_seconds: time since this call started running.
+        states: returns every row's runner state as a flat list of numpy arrays (the
+            leaves of `state_shapes`, PRNG keys as key data), for checkpoints; call it
+            only when needed, it copies the replay buffers.
+    """
+
+    periods_done: int
+    num_periods: int
+    metrics: dict[str, np.ndarray]
+    evals: dict[str, np.ndarray]
+    metrics_so_far: dict[str, np.ndarray]
+    evals_so_far: dict[str, np.ndarray]
+    periods_run: int
+    run_seconds: float
+    states: Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a resumed `execute` starts: the runner states of every row (a tree shaped
+    like `state_shapes` or its flat list of leaves, with a leading row axis) after
+    `periods_done` log periods, and the metrics and evaluations until then.
+    """
+
+    states: Any
+    periods_done: int
+    metrics: dict[str, np.ndarray]
+    evals: dict[str, np.ndarray]
 
 
 def _place(rows: np.ndarray, sharding: NamedSharding) -> jax.Array:
@@ -274,8 +331,37 @@ def _memory_of(compiled: Any, rows: int) -> float | None:
     return (used + analysis.argument_size_in_bytes) / rows
 
 
+def _is_key(leaf: Any) -> bool:
+    return jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def _keys_as_data(tree: Any) -> Any:
+    """`tree` with typed PRNG keys replaced by their key data (plain uint32 arrays)."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+
+
+def state_shapes(program: TrainProgram, hparams: HParams) -> Any:
+    """One row's runner state as `jax.ShapeDtypeStruct`s, PRNG keys as key data (the form
+    `Chunk.states()` gives and `Resume.states` takes), from shapes alone.
+    """
+    one_row = HParams(*(np.asarray(leaf).ravel()[0] for leaf in hparams))
+    return jax.eval_shape(lambda: _keys_as_data(program.init(jax.random.key(0), one_row)))
+
+
+def _join(parts: list[dict[str, np.ndarray]], length: int) -> dict[str, np.ndarray]:
+    """Concatenate per-batch (or per-chunk) dicts along rows (axis 0), keep `length` rows."""
+    return {name: np.concatenate([p[name] for p in parts])[:length] for name in parts[0]}
+
+
+def _extend(before: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`before` with `new` appended along axis 1 (log points or evaluations)."""
+    if not before:
+        return dict(new)
+    return {name: np.concatenate([before[name], new[name]], axis=1) for name in new}
+
+
 def execute(
-    train: TrainFn,
+    program: TrainProgram,
     keys: jax.Array,
     hparams: HParams,
     *,
@@ -283,37 +369,57 @@ def execute(
     progress: Callable[[str], None] | None = None,
     device_bytes: int | None = None,
     program_key: Any = None,
+    periods_per_chunk: int | None = None,
+    on_chunk: Callable[[Chunk], bool] | None = None,
+    resume: Resume | None = None,
 ) -> Outputs:
     """Run `train(keys[i], hparams[i])` for every row i; return the metrics and evals.
 
+    The run is two compiled programs over the sharded rows: `init`, then `run_periods`
+    called from a Python loop on equal-length chunks of log periods, donating the runner
+    state from one call to the next. The chunk length does not change the results (bit
+    for bit), so progress reports and checkpoints cost nothing in reproducibility.
+
     Args:
-        train: the pure train function (`make_train(config)`).
+        program: `make_train_program(config)`.
         keys: typed PRNG keys, shape (num_runs,), the same in every process.
         hparams: traced hyperparameters; a leaf is a scalar (shared) or has shape
             (num_runs,) (one value per row), the same in every process.
         max_runs_per_device: see `plan_batches`.
         progress: optional callback receiving one-line messages.
         device_bytes: memory per device for the preflight (default: measured).
-        program_key: a JSON-able description of `train` (e.g. its full config) that
-            names the program in `program_cache` when JAX's persistent compilation cache
+        program_key: a JSON-able description of `program` (e.g. its full config) that
+            names the programs in `program_cache` when JAX's persistent compilation cache
             is on (single process only); a later call with the same key and layout loads
-            the traced program and the memory estimate instead of calling `train` at all.
+            the traced programs and the memory estimate instead of tracing at all.
             None (default) traces every time.
+        periods_per_chunk: log periods per compiled call; must divide the periods left.
+            Default: 1 with `on_chunk`, else all of them in one call.
+        on_chunk: called after every chunk with a `Chunk`; returning True stops the run
+            there (the outputs then cover the periods done).
+        resume: continue from a `Resume` (from a checkpoint) instead of initialising.
 
     Returns:
-        `Outputs` with every row in order; padding rows dropped; the final runner states
-        are not kept (XLA never writes them out).
+        `Outputs` with every row in order; padding rows dropped.
     """
     say = progress or (lambda message: None)
     start = time.perf_counter()
     num_runs = int(keys.shape[0])
     impl = jax.random.key_impl(keys)
+    num_periods = program.num_periods
+    done = first_period = 0 if resume is None else resume.periods_done
+    chunk_length = periods_per_chunk or (1 if on_chunk is not None else num_periods - done)
+    if chunk_length < 1 or (num_periods - done) % chunk_length:
+        raise ValueError(
+            f"periods_per_chunk={periods_per_chunk} is not allowed: must be a positive "
+            f"divisor of the {num_periods - done} log period(s) left"
+        )
     cached = program_key is not None and program_cache.directory() is not None
     cached = cached and jax.process_count() == 1
     base_name = program_cache.key(program_key) if cached else None
     bytes_per_run = program_cache.load_estimate(base_name) if cached else None
     if bytes_per_run is None:
-        bytes_per_run = estimate_run_bytes(train, hparams)
+        bytes_per_run = estimate_run_bytes(program.train, hparams)
         if cached:
             program_cache.save_estimate(base_name, bytes_per_run)
     plan = plan_batches(
@@ -331,58 +437,157 @@ def execute(
     order = np.concatenate([np.arange(num_runs), np.zeros(total - num_runs, np.int64)])
     key_rows = np.asarray(jax.random.key_data(keys))[order]
     axes = tuple(hparams_in_axes(hparams))
+    hp_axes = HParams(*axes)
     leaves = [
         np.asarray(leaf)[order] if axis == 0 else np.asarray(leaf)
         for leaf, axis in zip(hparams, axes, strict=True)
     ]
     leaf_shardings = tuple(rows if axis == 0 else replicated for axis in axes)
+    one_row = HParams(*(np.asarray(leaf).ravel()[0] for leaf in hparams))
 
-    def train_rows(key_data: jax.Array, hp_leaves: tuple) -> tuple[dict, dict]:
+    # Between calls the runner state travels as a flat list of arrays (keys as key data):
+    # the traced-program cache can serialise that, not optax's or gymnax's state classes.
+    def init_rows(key_data: jax.Array, hp_leaves: tuple) -> list[jax.Array]:
         keys = jax.random.wrap_key_data(key_data, impl=impl)
-        result = jax.vmap(train, in_axes=(0, HParams(*axes)))(keys, HParams(*hp_leaves))
-        return result.metrics, result.evals
+        state = jax.vmap(program.init, in_axes=(0, hp_axes))(keys, HParams(*hp_leaves))
+        return jax.tree.leaves(_keys_as_data(state))
 
-    def batch(index: int) -> tuple[jax.Array, tuple]:
-        window = slice(index * plan.runs_per_batch, (index + 1) * plan.runs_per_batch)
-        placed = tuple(
-            _place(leaf[window] if axis == 0 else leaf, sharding)
+    def chunk_rows(leaves: list, hp_leaves: tuple, periods: jax.Array) -> tuple:
+        shapes = jax.eval_shape(program.init, jax.random.key(0, impl=impl), one_row)
+        shape_leaves, treedef = jax.tree.flatten(shapes)
+        state = treedef.unflatten(
+            jax.random.wrap_key_data(x, impl=impl) if _is_key(s) else x
+            for x, s in zip(leaves, shape_leaves, strict=True)
+        )
+        state, metrics, evals = jax.vmap(program.run_periods, in_axes=(0, hp_axes, None))(
+            state, HParams(*hp_leaves), periods
+        )
+        return jax.tree.leaves(_keys_as_data(state)), metrics, evals, state.params
+
+    def window(index: int) -> slice:
+        return slice(index * plan.runs_per_batch, (index + 1) * plan.runs_per_batch)
+
+    def batch_hparams(index: int) -> tuple:
+        return tuple(
+            _place(leaf[window(index)] if axis == 0 else leaf, sharding)
             for leaf, axis, sharding in zip(leaves, axes, leaf_shardings, strict=True)
         )
-        return _place(key_rows[window], rows), placed
 
-    first = batch(0)
-    jitted = jax.jit(train_rows, in_shardings=(rows, leaf_shardings))
+    def chunk_periods(first: int) -> jax.Array:
+        return _place(np.arange(first, first + chunk_length, dtype=np.int32), replicated)
+
+    hps = [batch_hparams(index) for index in range(plan.num_batches)]
+    first_keys = _place(key_rows[window(0)], rows)
+    # Every output has a leading row axis; pinning it to `rows` keeps the state's layout
+    # the same from one call to the next (XLA would replicate constant leaves otherwise).
+    init_jit = jax.jit(init_rows, in_shardings=(rows, leaf_shardings), out_shardings=rows)
+    chunk_jit = jax.jit(
+        chunk_rows,
+        in_shardings=(rows, leaf_shardings, replicated),
+        out_shardings=rows,
+        donate_argnums=0,
+    )
+
+    def state_shapes_of(init: Callable) -> list[jax.ShapeDtypeStruct]:
+        shapes = jax.eval_shape(init, first_keys, hps[0])
+        return [jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rows) for s in shapes]
+
+    periods_shape = jax.ShapeDtypeStruct((chunk_length,), np.int32, sharding=replicated)
     cache_status = None
     if cached:
-        layout = [plan.num_devices, plan.runs_per_batch, list(axes), str(impl)]
+        layout = [plan.num_devices, plan.runs_per_batch, list(axes), str(impl), chunk_length]
         kinds = [device.device_kind for device in devices[: plan.num_devices]]
         name = program_cache.key(base_name, layout, kinds, [leaf.dtype.str for leaf in leaves])
-        program = program_cache.load_program(name)
-        cache_status = "miss" if program is None else "hit"
-        if program is None:
-            program = export.export(jitted)(*first)
-            program_cache.save_program(name, program)
-        jitted = jax.jit(program.call)
-    compiled = jitted.lower(*first).compile()
+        init_program = program_cache.load_program(name + "-init")
+        chunk_program = program_cache.load_program(name + "-chunk")
+        cache_status = "miss" if init_program is None or chunk_program is None else "hit"
+        if cache_status == "miss":
+            init_program = export.export(init_jit)(first_keys, hps[0])
+            chunk_program = export.export(chunk_jit)(
+                state_shapes_of(init_jit), hps[0], periods_shape
+            )
+            program_cache.save_program(name + "-init", init_program)
+            program_cache.save_program(name + "-chunk", chunk_program)
+        init_jit = jax.jit(init_program.call)
+        chunk_jit = jax.jit(chunk_program.call, donate_argnums=0)
+    state_shapes = state_shapes_of(init_jit)  # from the cached program on a hit: no tracing
+    init_compiled = init_jit.lower(first_keys, hps[0]).compile() if resume is None else None
+    chunk_compiled = chunk_jit.lower(state_shapes, hps[0], periods_shape).compile()
     compile_seconds = time.perf_counter() - start
 
     say(f"compiled in {compile_seconds:.1f} s; running...")
-    outputs = []
     start = time.perf_counter()
-    for index in range(plan.num_batches):
-        arguments = first if index == 0 else batch(index)
-        outputs.append(_to_host(jax.block_until_ready(compiled(*arguments))))
-        if plan.num_batches > 1:
-            say(f"batch {index + 1}/{plan.num_batches} done")
-    run_seconds = time.perf_counter() - start
+    if resume is None:
+        states = [
+            init_compiled(first_keys if index == 0 else _place(key_rows[window(index)], rows), hp)
+            for index, hp in enumerate(hps)
+        ]
+        metrics, evals = {}, {}
+    else:
+        padded = [np.asarray(leaf)[order] for leaf in jax.tree.leaves(resume.states)]
+        states = [
+            [_place(leaf[window(index)], rows) for leaf in padded]
+            for index in range(plan.num_batches)
+        ]
+        metrics, evals = dict(resume.metrics), dict(resume.evals)
+    params: list[Any] = [None] * plan.num_batches
 
-    metrics, evals = jax.tree.map(lambda *parts: np.concatenate(parts)[:num_runs], *outputs)
+    def all_states() -> list[np.ndarray]:
+        parts = [_to_host(state) for state in states]
+        return [np.concatenate(leaf)[:num_runs] for leaf in zip(*parts, strict=True)]
+
+    eval_every = program.eval_every
+    watch_seconds = 0.0  # spent in on_chunk, not counted as run time
+    while done < num_periods:
+        periods = chunk_periods(done)
+        outputs = []
+        for index in range(plan.num_batches):
+            states[index], chunk_metrics, chunk_evals, params[index] = chunk_compiled(
+                states[index], hps[index], periods
+            )
+            outputs.append((chunk_metrics, chunk_evals))
+        hosted = [_to_host(output) for output in outputs]
+        new_metrics = _join([m for m, _ in hosted], num_runs)
+        due = [i for i in range(chunk_length) if eval_every and (done + i + 1) % eval_every == 0]
+        new_evals = {k: v[:, due] for k, v in _join([e for _, e in hosted], num_runs).items()}
+        done += chunk_length
+        metrics, evals = _extend(metrics, new_metrics), _extend(evals, new_evals)
+        if on_chunk is None:
+            continue
+        watch_start = time.perf_counter()
+        stop = on_chunk(
+            Chunk(
+                periods_done=done,
+                num_periods=num_periods,
+                metrics=new_metrics,
+                evals=new_evals,
+                metrics_so_far=metrics,
+                evals_so_far=evals,
+                periods_run=done - first_period,
+                run_seconds=watch_start - start - watch_seconds,
+                states=all_states,
+            )
+        )
+        watch_seconds += time.perf_counter() - watch_start
+        if stop:
+            break
+    final_params = None  # None only when a resume had nothing left to run
+    if params[0] is not None:
+        final_params = jax.tree.map(
+            lambda *x: np.concatenate(x)[:num_runs], *[_to_host(p) for p in params]
+        )
+    run_seconds = time.perf_counter() - start - watch_seconds
+
     return Outputs(
-        metrics=dict(metrics),
-        evals=dict(evals),
+        metrics=metrics,
+        evals=evals,
+        params=final_params,
         plan=plan,
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
-        compiled_bytes_per_run=_memory_of(compiled, plan.runs_per_batch),
+        compiled_bytes_per_run=_memory_of(chunk_compiled, plan.runs_per_batch),
         program_cache=cache_status,
+        periods_done=done,
+        periods_run=done - first_period,
+        watch_seconds=watch_seconds,
     )

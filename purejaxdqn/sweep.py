@@ -38,10 +38,10 @@ from purejaxdqn.experiment import (
     check_num_seeds,
     experiment_from,
     json_scalar,
-    lazy_train,
+    lazy_program,
     write_run,
 )
-from purejaxdqn.parallel import BatchPlan, execute
+from purejaxdqn.parallel import BatchPlan, Chunk, execute
 from purejaxdqn.stats import bootstrap_ci
 
 Setting = dict[str, float]
@@ -182,6 +182,7 @@ def run(
     env_params: Any = None,
     max_runs_per_device: int | str | None = "auto",
     progress: Callable[[str], None] | None = None,
+    on_chunk: Callable[[Chunk], bool] | None = None,
 ) -> SweepResult:
     """Train every seed of every setting of `hparam_grid` in one compiled program.
 
@@ -195,6 +196,8 @@ def run(
         env_params: its params.
         max_runs_per_device: see `parallel.plan_batches`.
         progress: optional callback receiving one-line progress messages.
+        on_chunk: called after every compiled chunk of log periods with a
+            `parallel.Chunk` over every row (setting-major); returning True stops there.
 
     Returns:
         The `SweepResult`; the same in every process of a multi-host run.
@@ -218,15 +221,16 @@ def run(
     seed_keys = jax.random.key_data(jax.random.split(jax.random.key(seed), num_seeds))
     keys = jax.random.wrap_key_data(np.tile(np.asarray(seed_keys), (len(settings), 1)))
 
-    train, program_key = lazy_train(config, env, env_params)
+    program, program_key = lazy_program(config, env, env_params)
     say(f"compiling {len(settings)} setting(s) x {num_seeds} seed(s) of {config.env_id}...")
     outputs = execute(
-        train,
+        program,
         keys,
         hparams,
         max_runs_per_device=max_runs_per_device,
         progress=say,
         program_key=program_key,
+        on_chunk=on_chunk,
     )
 
     experiments = []

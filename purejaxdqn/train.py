@@ -2,14 +2,17 @@
 
     train(key, hparams)
       init: networks, optimizer, replay buffer, environments
-      scan over evaluation blocks                      (num_log_points / eval_every)
-        scan over log periods                          (eval_every)
-          scan over iterations                         (iterations_per_log_point)
-            act epsilon-greedily in every env, train_freq times; add to the buffer
-            if past learning_starts: gradient_steps TD updates, then the target
-              update when this iteration crossed a multiple of target_update_interval
-          summarise the period into one row of metrics
-        greedy evaluation on separate envs
+      scan over log periods                            (num_log_points)
+        scan over iterations                           (iterations_per_log_point)
+          act epsilon-greedily in every env, train_freq times; add to the buffer
+          if past learning_starts: gradient_steps TD updates, then the target
+            update when this iteration crossed a multiple of target_update_interval
+        summarise the period into one row of metrics
+        every eval_every periods: greedy evaluation on separate envs
+
+`make_train_program` also gives the two parts (`init`, `run_periods`), so a thin Python
+loop can run the periods in equal-length compiled chunks (progress, checkpoints) with the
+same results as one `train` call.
 
 Schedules are driven by the iteration index, which comes from the scan's `xs` and is the
 same for every seed: under `jax.vmap(train)` it stays unbatched, so the `lax.cond`s on it
@@ -75,6 +78,27 @@ class TrainResult(NamedTuple):
 TrainFn = Callable[[jax.Array, HParams], TrainResult]
 
 
+class TrainProgram(NamedTuple):
+    """`train` and its two parts (see `make_train_program`).
+
+    Attributes:
+        init: `init(key, hp) -> RunnerState`, the state before the first step.
+        run_periods: `run_periods(state, hp, periods) -> (state, metrics, evals)`: the log
+            periods whose indices are `periods` (int array, the same for every seed), in
+            order. `metrics` and `evals` have one row per period; an evaluation row is
+            zeros unless `(period + 1) % eval_every == 0` (evals is {} without evaluation).
+        train: `train(key, hp) -> TrainResult`, the whole run.
+        num_periods: `config.num_log_points`.
+        eval_every: `config.eval_every` (0: no evaluation).
+    """
+
+    init: Callable[[jax.Array, HParams], RunnerState]
+    run_periods: Callable[[RunnerState, HParams, jax.Array], tuple[RunnerState, dict, dict]]
+    train: TrainFn
+    num_periods: int
+    eval_every: int
+
+
 def _zero_stats() -> PeriodStats:
     f32, i32 = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
     return PeriodStats(f32, f32, i32, f32, f32, i32)
@@ -111,17 +135,16 @@ def make_optimizer(config: DQNConfig, hp: HParams) -> optax.GradientTransformati
     return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), adam)
 
 
-def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> TrainFn:
-    """Build the pure `train(key, hparams) -> TrainResult` for `config`.
+def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = None) -> TrainProgram:
+    """Build `train` and the two pieces it is made of, for running it in chunks.
 
-    Args:
-        config: static options (shapes, loop lengths, code paths) and default hparams.
-        env: optional gymnax-style environment object to use instead of `config.env_id`.
-        env_params: its params (default: `env.default_params`).
+    `train(key, hp)` is `init(key, hp)` followed by `run_periods` over every log period.
+    Compiled as separate programs, `init` and then `run_periods` over consecutive equal
+    slices of `arange(config.num_log_points)` (from a Python loop, for progress and
+    checkpoints) give bit-identical results for any slice length. One `jit(train)` program
+    agrees with them to float rounding only (XLA optimises the fused program differently).
 
-    Returns:
-        `train`, to be wrapped as the user likes, e.g.
-        `jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, config.hparams())`.
+    Args: as `make_train`.
     """
     spec = make_env(config.env_id, env, env_params, config.obs_storage_dtype)
     network = make_network(
@@ -287,33 +310,71 @@ def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> Tr
         }
         return state, metrics
 
-    def train(key: jax.Array, hparams: HParams) -> TrainResult:
-        state = init(key, hparams)
+    def period_step(
+        state: RunnerState, period: jax.Array, hp: HParams
+    ) -> tuple[RunnerState, tuple[dict, dict]]:
+        """One log period, then a greedy evaluation if this period ends an eval block.
 
-        def periods(state: RunnerState, indices: jax.Array) -> tuple[RunnerState, dict]:
-            return jax.lax.scan(lambda s, p: log_period(s, p, hparams), state, indices)
-
+        `period` is unbatched (it comes from the scan's `xs`), so the evaluation's cond
+        stays a real branch under vmap. Periods without an evaluation output zeros there.
+        """
+        state, metrics = log_period(state, period, hp)
         if evaluate is None:
-            state, metrics = periods(state, jnp.arange(config.num_log_points))
-            return TrainResult(state, metrics, {})
+            return state, (metrics, {})
 
-        def eval_block(state: RunnerState, block: jax.Array) -> tuple[RunnerState, tuple]:
-            state, metrics = periods(
-                state, block * config.eval_every + jnp.arange(config.eval_every)
-            )
+        def run_evaluation() -> dict[str, jax.Array]:
+            block = period // config.eval_every
             episodes = evaluate(
-                state.params, jax.random.fold_in(state.eval_key, block), hparams.eval_epsilon
+                state.params, jax.random.fold_in(state.eval_key, block), hp.eval_epsilon
             )
-            evals = {
-                "env_steps": metrics["env_steps"][-1],
+            return {
+                "env_steps": metrics["env_steps"],
                 "return": episodes["returns"].mean(),
                 "length": episodes["lengths"].astype(jnp.float32).mean(),
                 "episode_returns": episodes["returns"],
             }
-            return state, (metrics, evals)
 
-        state, (metrics, evals) = jax.lax.scan(eval_block, state, jnp.arange(config.num_evals))
-        metrics = jax.tree.map(lambda x: x.reshape(config.num_log_points, *x.shape[2:]), metrics)
-        return TrainResult(state, metrics, evals)
+        shapes = jax.eval_shape(run_evaluation)
+        evals = jax.lax.cond(
+            (period + 1) % config.eval_every == 0,
+            run_evaluation,
+            lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
+        )
+        return state, (metrics, evals)
 
-    return train
+    def run_periods(
+        state: RunnerState, hparams: HParams, periods: jax.Array
+    ) -> tuple[RunnerState, dict, dict]:
+        state, (metrics, evals) = jax.lax.scan(
+            lambda s, p: period_step(s, p, hparams), state, periods
+        )
+        return state, metrics, evals
+
+    def train(key: jax.Array, hparams: HParams) -> TrainResult:
+        state = init(key, hparams)
+        state, metrics, evals = run_periods(state, hparams, jnp.arange(config.num_log_points))
+        due = slice(config.eval_every - 1, None, config.eval_every)
+        return TrainResult(state, metrics, {name: value[due] for name, value in evals.items()})
+
+    return TrainProgram(
+        init=init,
+        run_periods=run_periods,
+        train=train,
+        num_periods=config.num_log_points,
+        eval_every=config.eval_every,
+    )
+
+
+def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> TrainFn:
+    """Build the pure `train(key, hparams) -> TrainResult` for `config`.
+
+    Args:
+        config: static options (shapes, loop lengths, code paths) and default hparams.
+        env: optional gymnax-style environment object to use instead of `config.env_id`.
+        env_params: its params (default: `env.default_params`).
+
+    Returns:
+        `train`, to be wrapped as the user likes, e.g.
+        `jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, config.hparams())`.
+    """
+    return make_train_program(config, env, env_params).train

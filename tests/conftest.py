@@ -5,7 +5,8 @@ from __future__ import annotations
 import jax
 import pytest
 
-from purejaxdqn import DQNConfig, make_train
+from purejaxdqn import DQNConfig
+from purejaxdqn.train import make_train_program
 
 # 4 envs x 400 iterations, 4 log points of 100 iterations, greedy eval every 2 log points.
 TINY = DQNConfig(
@@ -31,9 +32,15 @@ def tiny_config() -> DQNConfig:
 
 
 @pytest.fixture(scope="session")
-def tiny_train():
+def tiny_program():
+    """The train program (init, run_periods, train) of TINY."""
+    return make_train_program(TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_train(tiny_program):
     """The pure train function of TINY."""
-    return make_train(TINY)
+    return tiny_program.train
 
 
 @pytest.fixture(scope="session")

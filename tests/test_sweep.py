@@ -165,14 +165,14 @@ def test_plan_rejects_a_run_larger_than_a_device_naming_both_sizes():
         plan_batches(4, 100, max_runs_per_device=0, devices=_cpus(1), device_bytes=2**30)
 
 
-def test_run_too_large_for_the_device_fails_before_compiling(tiny_train, monkeypatch):
+def test_run_too_large_for_the_device_fails_before_compiling(tiny_program, monkeypatch):
     def no_jit(*args, **kwargs):
         raise AssertionError("jax.jit called: the preflight must fail before compiling")
 
     monkeypatch.setattr(jax, "jit", no_jit)
     keys = jax.random.split(jax.random.key(0), 2)
     with pytest.raises(ValueError, match="one run needs"):
-        execute(tiny_train, keys, TINY.hparams(), device_bytes=1000)
+        execute(tiny_program, keys, TINY.hparams(), device_bytes=1000)
 
 
 # --- compiled runs ---------------------------------------------------------------------------
@@ -190,10 +190,10 @@ def test_each_setting_equals_a_separate_run_with_that_setting(tiny_sweep):
     )
 
 
-def test_sequential_batches_equal_one_batch(tiny_train, tiny_vmapped):
+def test_sequential_batches_equal_one_batch(tiny_program, tiny_vmapped):
     keys = jax.random.split(jax.random.key(2), 3)
     reference = tiny_vmapped(keys, TINY.hparams())
-    outputs = execute(tiny_train, keys, TINY.hparams(), max_runs_per_device=1)
+    outputs = execute(tiny_program, keys, TINY.hparams(), max_runs_per_device=1)
     assert outputs.plan.num_batches == 3
     assert _all_close(jax.tree.map(np.asarray, reference.metrics), outputs.metrics)
     assert _all_close(jax.tree.map(np.asarray, reference.evals), outputs.evals)
