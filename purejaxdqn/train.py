@@ -61,6 +61,7 @@ class PeriodStats(NamedTuple):
     loss_sum: jax.Array
     q_sum: jax.Array
     updates: jax.Array
+    epsilon: jax.Array  # the exploration rate of the period's last iteration
 
 
 class TrainResult(NamedTuple):
@@ -101,7 +102,7 @@ class TrainProgram(NamedTuple):
 
 def _zero_stats() -> PeriodStats:
     f32, i32 = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
-    return PeriodStats(f32, f32, i32, f32, f32, i32)
+    return PeriodStats(f32, f32, i32, f32, f32, i32, f32)
 
 
 def _mean_or_nan(total: jax.Array, count: jax.Array) -> jax.Array:
@@ -274,7 +275,8 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         state, stats = carry
         key, collect_key, learn_key = jax.random.split(state.key, 3)
         state = state._replace(key=key)
-        state, stats = collect(state, stats, epsilon_for(iteration, hp), collect_key)
+        epsilon = epsilon_for(iteration, hp)
+        state, stats = collect(state, stats, epsilon, collect_key)
         state, loss_sum, q_sum = jax.lax.cond(
             iteration >= prefill,
             lambda s: learn(s, hp, iteration, learn_key),
@@ -286,6 +288,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
             loss_sum=stats.loss_sum + loss_sum,
             q_sum=stats.q_sum + q_sum,
             updates=stats.updates + learned,
+            epsilon=epsilon,
         )
         return (state, stats), None
 
@@ -305,7 +308,9 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
             "episodes": stats.episodes,
             "loss": _mean_or_nan(stats.loss_sum, stats.updates),
             "q_value": _mean_or_nan(stats.q_sum, stats.updates),
-            "epsilon": epsilon_for(first + per_log - 1, hp),
+            # taken from inside the loop: recomputed out here, XLA may round it differently
+            # depending on how a chunk's program is fused
+            "epsilon": stats.epsilon,
             "updates": stats.updates,
         }
         return state, metrics
