@@ -372,6 +372,7 @@ def execute(
     periods_per_chunk: int | None = None,
     on_chunk: Callable[[Chunk], bool] | None = None,
     resume: Resume | None = None,
+    offload_idle_batches: bool | None = None,
 ) -> Outputs:
     """Run `train(keys[i], hparams[i])` for every row i; return the metrics and evals.
 
@@ -398,6 +399,10 @@ def execute(
         on_chunk: called after every chunk with a `Chunk`; returning True stops the run
             there (the outputs then cover the periods done).
         resume: continue from a `Resume` (from a checkpoint) instead of initialising.
+        offload_idle_batches: keep each batch's runner state in host memory while other
+            batches run (every chunk runs every batch, so all rows advance together).
+            Default: on when there are several batches on an accelerator, where batches
+            exist because the rows do not fit in device memory together (one process only).
 
     Returns:
         `Outputs` with every row in order; padding rows dropped.
@@ -517,16 +522,27 @@ def execute(
 
     say(f"compiled in {compile_seconds:.1f} s; running...")
     start = time.perf_counter()
+    if offload_idle_batches is None:  # batches on an accelerator exist for lack of memory
+        offload_idle_batches = plan.num_batches > 1 and devices[0].platform != "cpu"
+    offload = offload_idle_batches and jax.process_count() == 1
+
+    def park(state: list) -> list:
+        """A batch's state between its chunks: on the host when offloading."""
+        return [np.asarray(leaf) for leaf in state] if offload else state
+
+    def unpark(state: list) -> list:
+        return [_place(leaf, rows) for leaf in state] if offload else state
+
     if resume is None:
         states = [
-            init_compiled(first_keys if index == 0 else _place(key_rows[window(index)], rows), hp)
-            for index, hp in enumerate(hps)
+            park(init_compiled(first_keys if i == 0 else _place(key_rows[window(i)], rows), hp))
+            for i, hp in enumerate(hps)
         ]
         metrics, evals = {}, {}
     else:
         padded = [np.asarray(leaf)[order] for leaf in jax.tree.leaves(resume.states)]
         states = [
-            [_place(leaf[window(index)], rows) for leaf in padded]
+            park([_place(leaf[window(index)], rows) for leaf in padded])
             for index in range(plan.num_batches)
         ]
         metrics, evals = dict(resume.metrics), dict(resume.evals)
@@ -542,9 +558,10 @@ def execute(
         periods = chunk_periods(done)
         outputs = []
         for index in range(plan.num_batches):
-            states[index], chunk_metrics, chunk_evals, params[index] = chunk_compiled(
-                states[index], hps[index], periods
+            state, chunk_metrics, chunk_evals, params[index] = chunk_compiled(
+                unpark(states[index]), hps[index], periods
             )
+            states[index] = park(state)
             outputs.append((chunk_metrics, chunk_evals))
         hosted = [_to_host(output) for output in outputs]
         new_metrics = _join([m for m, _ in hosted], num_runs)

@@ -200,6 +200,29 @@ def test_sequential_batches_equal_one_batch(tiny_program, tiny_vmapped):
     assert outputs.compiled_bytes_per_run <= outputs.plan.bytes_per_run  # estimate bounds XLA
 
 
+def test_idle_batches_offloaded_to_the_host_give_the_same_results(tiny_program):
+    keys = jax.random.split(jax.random.key(2), 3)
+
+    def run(offload):
+        seen = []
+        outputs = execute(
+            tiny_program,
+            keys,
+            TINY.hparams(),
+            max_runs_per_device=1,
+            on_chunk=lambda chunk: seen.append(chunk.periods_done) and False,
+            offload_idle_batches=offload,
+        )
+        assert outputs.plan.num_batches == 3 and seen == [1, 2, 3, 4]
+        return outputs
+
+    kept, offloaded = run(False), run(True)
+    for a, b in ((kept.metrics, offloaded.metrics), (kept.evals, offloaded.evals)):
+        assert all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
+    leaves = zip(jax.tree.leaves(kept.params), jax.tree.leaves(offloaded.params), strict=True)
+    assert all(np.array_equal(x, y) for x, y in leaves)
+
+
 def test_estimate_counts_the_replay_buffer(tiny_train):
     small = estimate_run_bytes(tiny_train, TINY.hparams())
     big_config = TINY.replace(buffer_size=TINY.buffer_size * 8)
