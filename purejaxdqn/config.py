@@ -18,7 +18,7 @@ import numpy as np
 
 EXPLORATION_SCHEDULES = ("linear", "exponential")
 LOSSES = ("mse", "huber")
-NETWORKS = ("auto", "mlp", "minatar_cnn")
+NETWORKS = ("auto", "mlp", "minatar_cnn", "nature_cnn")
 OBS_STORAGE_DTYPES = ("auto", "float32", "float16", "uint8", "bool", "int32")
 
 
@@ -93,8 +93,12 @@ class DQNConfig:
     hidden_sizes: tuple[int, ...] = _option((120, 84), "Hidden layer widths of the Q-network.")
     network: str = _option(
         "auto",
-        "Q-network: 'mlp', 'minatar_cnn' (16 3x3 filters + dense), or 'auto' (CNN for "
-        "image observations of shape HxWxC, MLP otherwise).",
+        "Q-network: 'mlp'; 'minatar_cnn' (16 3x3 filters + dense, for small HxWxC images "
+        "such as MinAtar's 10x10xC); 'nature_cnn' (the Nature DQN: three convolutions + "
+        "dense 512, hidden_sizes unused; HxWxC with H, W >= 36, e.g. 84x84x4 frames; uint8 "
+        "pixels are scaled by 1/255 inside); or 'auto' (nature_cnn for HxWxC with H, W >= "
+        "36, minatar_cnn for smaller HxWxC, mlp otherwise). A CNN the observation shape "
+        "cannot take raises when the program is built.",
     )
     dueling: bool = _option(False, "Dueling head: Q = V + A - mean(A).")
     obs_storage_dtype: str = _option(

@@ -46,7 +46,7 @@ BASE = dict(num_envs=4, total_timesteps=4000, buffer_size=1000, learning_starts=
         ({"eval_every": 3}, r"eval_every=3 .*divide num_log_points=100"),
         ({"hidden_sizes": (64, 0)}, r"hidden_sizes=\(64, 0\) .*positive integers"),
         ({"max_grad_norm": -1.0}, r"max_grad_norm=-1.0 "),
-        ({"network": "resnet"}, r"network='resnet' .*\['auto', 'mlp', 'minatar_cnn'\]"),
+        ({"network": "resnet"}, r"network='resnet' .*'minatar_cnn', 'nature_cnn'\]"),
     ],
 )
 def test_bad_config_values(changes, pattern):
