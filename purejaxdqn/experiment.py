@@ -1,6 +1,6 @@
 """Run one configuration over many seeds, time it, summarise it, and write it to disk.
 
-    experiment = run_experiment(config, num_seeds=8)     # jit(vmap(train)) over 8 keys
+    experiment = run_experiment(config, num_seeds=8)     # vmapped over 8 keys
     print(format_summary(experiment.summary))
     write_run(experiment, "runs/cartpole")               # config.json, metrics.csv, ...
 
@@ -121,7 +121,8 @@ def run_experiment(
     periods_per_chunk: int | None = None,
     resume: Resume | None = None,
 ) -> Experiment:
-    """Train `config` on `num_seeds` seeds with one compiled `jit(vmap(train))` program.
+    """Train `config` on `num_seeds` seeds at once: a vmapped `init` program, then a
+    vmapped program run on chunks of log periods (`parallel.execute`).
 
     The seeds are sharded over every device (`parallel.execute`): on a GPU host over its
     accelerators, on CPU over the cores when `devices.use_all_cpu_cores()` ran at start-up

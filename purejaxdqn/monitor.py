@@ -37,18 +37,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def progress_line(chunk: Chunk, total_env_steps: int, first_env_steps: int = 0) -> str:
+def progress_line(chunk: Chunk, total_env_steps: int) -> str:
     """One line about `chunk`: env steps per seed, aggregate steps/s, ETA, and the IQM
     across seeds of the latest training episode returns and greedy evaluation.
     """
-    env_steps = int(chunk.metrics["env_steps"][0, -1])
-    num_runs = chunk.metrics["env_steps"].shape[0]
-    run_steps = env_steps - first_env_steps
-    rate = run_steps / chunk.run_seconds if chunk.run_seconds > 0 else 0.0
+    env_steps = chunk.env_steps
+    rate = chunk.env_steps_per_second
+    per_row = rate / chunk.metrics["env_steps"].shape[0]
     parts = [
         f"{env_steps:,}/{total_env_steps:,} env steps ({env_steps / total_env_steps:.0%})",
-        f"{num_runs * rate:,.0f} steps/s",
-        f"ETA {_duration((total_env_steps - env_steps) / rate) if rate else '?'}",
+        f"{rate:,.0f} steps/s",
+        f"ETA {_duration((total_env_steps - env_steps) / per_row) if rate else '?'}",
     ]
     score = _nan_iqm(chunk.metrics_so_far["episode_return"][:, -1])
     parts.append("return IQM " + ("n/a" if score is None else f"{score:.1f}"))
@@ -66,7 +65,6 @@ class ProgressDisplay:
         self.label = label
         self.total_env_steps = total_env_steps
         self.stream = sys.stderr if stream is None else stream
-        self._first_env_steps: int | None = None
         self._bar: Any = None
         self._task: Any = None
         if self.stream.isatty():
@@ -84,14 +82,9 @@ class ProgressDisplay:
 
     def __call__(self, chunk: Chunk) -> None:
         """Show `chunk`'s progress."""
-        if self._first_env_steps is None:  # a resumed run starts part-way
-            periods_before = chunk.periods_done - chunk.periods_run
-            per_period = self.total_env_steps // chunk.num_periods
-            self._first_env_steps = periods_before * per_period
-        line = progress_line(chunk, self.total_env_steps, self._first_env_steps)
+        line = progress_line(chunk, self.total_env_steps)
         if self._bar is not None:
-            done = int(chunk.metrics["env_steps"][0, -1])
-            self._bar.update(self._task, completed=done, line=line)
+            self._bar.update(self._task, completed=chunk.env_steps, line=line)
             return
         every = max(1, -(-chunk.num_periods // MAX_PLAIN_LINES))
         if chunk.periods_done % every == 0 or chunk.periods_done == chunk.num_periods:
@@ -188,10 +181,7 @@ class Monitor:
             self.tensorboard.write_metrics(chunk.metrics)
             if chunk.evals and chunk.evals["return"].shape[1]:
                 self.tensorboard.write_evals(chunk.evals)
-            steps = int(chunk.metrics["env_steps"][0, -1])
-            num_runs = chunk.metrics["env_steps"].shape[0]
-            per_seed = steps * chunk.periods_run / chunk.periods_done
-            self.tensorboard.write_throughput(steps, num_runs * per_seed / chunk.run_seconds)
+            self.tensorboard.write_throughput(chunk.env_steps, chunk.env_steps_per_second)
         if self.guard is not None and self.guard.received is not None:
             self.stop_reason = self.guard.name
         elif self.stop_threshold is not None and all_solved(chunk, self.stop_threshold):

@@ -294,6 +294,19 @@ class Chunk:
     run_seconds: float
     states: Callable[[], Any]
 
+    @property
+    def env_steps(self) -> int:
+        """Env steps per row done so far (counting any resumed ones)."""
+        return int(self.metrics["env_steps"][0, -1])
+
+    @property
+    def env_steps_per_second(self) -> float:
+        """Aggregate env steps per second (every row) of this call's run so far."""
+        if self.run_seconds <= 0:
+            return 0.0
+        run_per_row = self.env_steps * self.periods_run / self.periods_done
+        return self.metrics["env_steps"].shape[0] * run_per_row / self.run_seconds
+
 
 @dataclass(frozen=True)
 class Resume:
@@ -493,12 +506,12 @@ def execute(
         donate_argnums=0,
     )
 
-    def state_shapes_of(init: Callable) -> list[jax.ShapeDtypeStruct]:
+    def carry_shapes_of(init: Callable) -> list[jax.ShapeDtypeStruct]:
         shapes = jax.eval_shape(init, first_keys, hps[0])
         return [jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rows) for s in shapes]
 
     periods_shape = jax.ShapeDtypeStruct((chunk_length,), np.int32, sharding=replicated)
-    cache_status = None
+    cache_status, carry_shapes = None, None
     if cached:
         layout = [plan.num_devices, plan.runs_per_batch, list(axes), str(impl), chunk_length]
         kinds = [device.device_kind for device in devices[: plan.num_devices]]
@@ -508,16 +521,16 @@ def execute(
         cache_status = "miss" if init_program is None or chunk_program is None else "hit"
         if cache_status == "miss":
             init_program = export.export(init_jit)(first_keys, hps[0])
-            chunk_program = export.export(chunk_jit)(
-                state_shapes_of(init_jit), hps[0], periods_shape
-            )
+            carry_shapes = carry_shapes_of(init_jit)
+            chunk_program = export.export(chunk_jit)(carry_shapes, hps[0], periods_shape)
             program_cache.save_program(name + "-init", init_program)
             program_cache.save_program(name + "-chunk", chunk_program)
         init_jit = jax.jit(init_program.call)
         chunk_jit = jax.jit(chunk_program.call, donate_argnums=0)
-    state_shapes = state_shapes_of(init_jit)  # from the cached program on a hit: no tracing
+    if carry_shapes is None:  # on a cache hit, from the loaded program: no tracing
+        carry_shapes = carry_shapes_of(init_jit)
     init_compiled = init_jit.lower(first_keys, hps[0]).compile() if resume is None else None
-    chunk_compiled = chunk_jit.lower(state_shapes, hps[0], periods_shape).compile()
+    chunk_compiled = chunk_jit.lower(carry_shapes, hps[0], periods_shape).compile()
     compile_seconds = time.perf_counter() - start
 
     say(f"compiled in {compile_seconds:.1f} s; running...")

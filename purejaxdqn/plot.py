@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from purejaxdqn.config import RUN_CONFIG_FILE
 from purejaxdqn.stats import bootstrap_ci, iqm_rows
 
 PROG = "purejaxdqn"
 BANDS = ("iqm", "mean")
-_RUN_FILES = ("config.json", "metrics.csv", "evals.csv")
+_RUN_FILES = (RUN_CONFIG_FILE, "metrics.csv", "evals.csv")
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def _read_long_csv(path: Path, column: str) -> tuple[np.ndarray, np.ndarray] | N
 
 
 def _load_run(folder: Path, label: str) -> Curves:
-    config = json.loads((folder / "config.json").read_text())
+    config = json.loads((folder / RUN_CONFIG_FILE).read_text())
     train = _read_long_csv(folder / "metrics.csv", "episode_return")
     if train is None:
         raise ValueError(f"{folder / 'metrics.csv'}: no rows")
