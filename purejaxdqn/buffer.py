@@ -11,6 +11,10 @@ observation, so every observation is stored once, in its compact dtype. Two case
   a small per-env side ring `final_obs`, and the slot records where (`final_index`).
   Terminated transitions do not bootstrap, so their successor is never read.
 
+Bridged envs with reset steps (see `bridge`) also store a `valid` flag per slot: the
+transition taken from an episode's final observation (a step that only reset the env) is
+stored, so the rings stay aligned, and sampled with `valid=False`; the loss ignores it.
+
 Truncation happens at most once per episode of `max_episode_steps` steps, so a side ring
 of `ceil(capacity_per_env / max_episode_steps) + 1` entries outlives every slot that
 points into it; without a time limit it gets one entry per slot.
@@ -39,6 +43,7 @@ class Transition(NamedTuple):
     reward: jax.Array
     next_obs: jax.Array
     terminated: jax.Array
+    valid: jax.Array | None = None  # None: every transition is valid
 
 
 class ReplayBuffer(NamedTuple):
@@ -52,6 +57,7 @@ class ReplayBuffer(NamedTuple):
         final_position: (num_envs,) int32 next side-ring entry of each env.
         position: () int32 slot the next transition goes to (the candidate slot).
         size: () int32 transitions stored per env, at most capacity_per_env.
+        valid: (slots, num_envs) bool, or None when every transition is valid.
     """
 
     obs: jax.Array
@@ -64,6 +70,7 @@ class ReplayBuffer(NamedTuple):
     final_position: jax.Array
     position: jax.Array
     size: jax.Array
+    valid: jax.Array | None = None
 
 
 def final_slots_for(capacity_per_env: int, max_episode_steps: int | None) -> int:
@@ -79,6 +86,7 @@ def init(
     num_envs: int,
     capacity: int,
     max_episode_steps: int | None,
+    track_valid: bool = False,
 ) -> ReplayBuffer:
     """Allocate a buffer of `capacity` transitions (a multiple of `num_envs`).
 
@@ -88,6 +96,7 @@ def init(
         num_envs: environments written per `add`.
         capacity: transitions held when full, split evenly over the envs.
         max_episode_steps: the env's time limit (sizes the side ring), or None.
+        track_valid: store a `valid` flag per transition (envs with reset steps).
     """
     if capacity % num_envs:
         raise ValueError(
@@ -110,6 +119,7 @@ def init(
         final_position=jnp.zeros((num_envs,), jnp.int32),
         position=jnp.zeros((), jnp.int32),
         size=jnp.zeros((), jnp.int32),
+        valid=zeros(slots, bool) if track_valid else None,
     )
 
 
@@ -121,7 +131,8 @@ def capacity_of(buffer: ReplayBuffer) -> int:
 
 def nbytes(buffer: ReplayBuffer) -> int:
     """Bytes of every array in the buffer (works on `jax.eval_shape` results too)."""
-    return sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in buffer)
+    leaves = jax.tree.leaves(buffer)
+    return sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in leaves)
 
 
 def add(
@@ -132,12 +143,15 @@ def add(
     terminated: jax.Array,
     truncated: jax.Array,
     final_obs: jax.Array,
+    valid: jax.Array | None = None,
 ) -> ReplayBuffer:
     """Write one vector step: every argument has leading axis num_envs.
 
     `obs` is the observation acted on and `final_obs` the observation the action led to
-    (before any auto-reset).
+    (before any auto-reset). `valid` is required when the buffer tracks it.
     """
+    if (valid is None) != (buffer.valid is None):
+        raise ValueError("valid must be given exactly when the buffer tracks it")
     slots = buffer.action.shape[0]
     position = buffer.position
     successor = (position + 1) % slots
@@ -162,6 +176,7 @@ def add(
         final_position=(buffer.final_position + truncated.astype(jnp.int32)) % num_finals,
         position=successor,
         size=jnp.minimum(buffer.size + 1, slots - 1),
+        valid=None if valid is None else put(buffer.valid, valid, position),
     )
 
 
@@ -182,4 +197,5 @@ def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Transition:
         reward=buffer.reward[slot, env],
         next_obs=jnp.where(mask, final, pair[batch_size:]),
         terminated=buffer.terminated[slot, env],
+        valid=None if buffer.valid is None else buffer.valid[slot, env],
     )

@@ -38,6 +38,7 @@ from typing import Any
 import jax
 
 from purejaxdqn import checkpoint, plot, policy, sweep
+from purejaxdqn.bridge import is_bridged
 from purejaxdqn.checkpoint import Checkpointer
 from purejaxdqn.config import DQNConfig, HParams, read_run_config, write_run_config
 from purejaxdqn.devices import initialize_distributed, use_all_cpu_cores
@@ -456,6 +457,8 @@ def config_from_args(args: argparse.Namespace) -> DQNConfig:
     changes = {f.name: given[f.name] for f in dataclasses.fields(DQNConfig) if f.name in given}
     if env_id is not None:
         changes["env_id"] = env_id
+    if is_bridged(changes.get("env_id", base.env_id)) and "env_seed" not in given:
+        changes["env_seed"] = given.get("seed", 0)  # --seed moves the simulators too
     return base.replace(**changes)
 
 
@@ -587,6 +590,12 @@ def _monitor(
             f"{threshold}) and greedy evaluation (--eval-every > 0; it is {config.eval_every})"
         )
     single = jax.process_count() == 1
+    bridged = is_bridged(config.env_id)
+    if bridged and (args.checkpoint_every or args.resume):
+        raise CommandError(
+            f"--checkpoint-every and --resume are not available for {config.env_id}: a "
+            "bridged simulator's state lives outside JAX and cannot be checkpointed"
+        )
     if not single and (args.checkpoint_every or args.resume or args.tensorboard):
         raise CommandError(
             "--checkpoint-every, --resume and --tensorboard run in a single process only"
@@ -606,7 +615,7 @@ def _monitor(
         tensorboard=writer,
         checkpointer=(
             Checkpointer(output_dir, config, num_seeds, seed, keep=args.keep_checkpoints)
-            if single
+            if single and not bridged
             else None
         ),
         checkpoint_every=args.checkpoint_every,
@@ -657,11 +666,13 @@ def _train(args: argparse.Namespace) -> int:
             "env steps"
         )
     elif monitor.stop_reason is not None:
-        print(
-            f"stopped by {monitor.stop_reason} at {experiment.summary['env_steps_done']:,} env "
-            f"steps; continue with: {PROG} train --resume {output_dir}",
-            file=sys.stderr,
+        how = (
+            f"continue with: {PROG} train --resume {output_dir}"
+            if monitor.last_checkpoint is not None
+            else "no checkpoint (bridged simulators cannot be resumed)"
         )
+        steps = experiment.summary["env_steps_done"]
+        print(f"stopped by {monitor.stop_reason} at {steps:,} env steps; {how}", file=sys.stderr)
         return 128 + int(guard.received or 0)
     return 0
 

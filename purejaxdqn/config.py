@@ -35,7 +35,12 @@ class DQNConfig:
     `num_envs` environments is `num_envs` env steps.
     """
 
-    env_id: str = _option("CartPole-v1", "gymnax environment id, e.g. CartPole-v1.")
+    env_id: str = _option(
+        "CartPole-v1",
+        "Environment id: a gymnax id (CartPole-v1, Breakout-MinAtar), or a bridged one "
+        "(optional extras): LunarLander-v3, PongNoFrameskip-v4, ALE/Pong-v5, envpool:<task>, "
+        "gymnasium:<id>.",
+    )
     num_envs: int = _option(10, "Environments stepped in parallel per seed.")
     total_timesteps: int = _option(
         500_000,
@@ -105,6 +110,12 @@ class DQNConfig:
         "auto",
         "Replay buffer observation dtype; 'auto' stores binary observations (MinAtar, "
         "bsuite grids) as uint8 and others in the environment's own dtype.",
+    )
+    env_seed: int = _option(
+        0,
+        "Seed of a bridged simulator (envpool, gymnasium): seed k of a run sees the "
+        "simulators a lone run with env_seed + k sees. The CLI sets it to --seed. Unused by "
+        "gymnax envs, whose randomness comes from the key.",
     )
     num_log_points: int = _option(100, "Metric summaries per run, evenly spaced in env steps.")
     eval_every: int = _option(
@@ -302,6 +313,7 @@ def validate(config: DQNConfig) -> None:
     num_log_points = _require_int(config, "num_log_points", 1)
     eval_every = _require_int(config, "eval_every", 0)
     _require_int(config, "eval_episodes", 1)
+    _require_int(config, "env_seed", 0)
     interval = _require_int(config, "target_update_interval", 1)
     for name, choices in (
         ("exploration_schedule", EXPLORATION_SCHEDULES),

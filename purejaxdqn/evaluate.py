@@ -33,7 +33,7 @@ def make_evaluate(
             obs, env_state, returns, lengths, running = carry
             act_key, env_key = jax.random.split(step_key)
             action = epsilon_greedy(act_key, network.apply(params, obs), epsilon)
-            obs, env_state, reward, terminated, truncated, _ = vector_step(
+            obs, env_state, reward, terminated, truncated, *_ = vector_step(
                 spec, env_key, env_state, action
             )
             returns = returns + jnp.where(running, reward, 0.0)

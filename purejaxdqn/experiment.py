@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from purejaxdqn import program_cache
+from purejaxdqn import bridge, program_cache
 from purejaxdqn.config import DQNConfig, HParams, write_run_config
 from purejaxdqn.parallel import BatchPlan, Chunk, Outputs, Resume, execute
 from purejaxdqn.policy import save_params
@@ -198,9 +198,11 @@ def lazy_program(
         train=lambda key, hp: built().train(key, hp),
         num_periods=config.num_log_points,
         eval_every=config.eval_every,
+        bridged=env is None and bridge.is_bridged(config.env_id),
     )
-    plain_env = env is None and env_params is None
-    return program, {"config": config.to_dict()} if plain_env else None
+    # a bridged program holds live simulators: nothing to export or load in another process
+    cacheable = env is None and env_params is None and not program.bridged
+    return program, {"config": config.to_dict()} if cacheable else None
 
 
 def built_before(config: DQNConfig) -> bool:

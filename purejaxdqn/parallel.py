@@ -321,6 +321,16 @@ class Resume:
     evals: dict[str, np.ndarray]
 
 
+def _check_bridged(resume: Resume | None) -> None:
+    if jax.process_count() > 1:
+        raise ValueError("bridged environments (envpool, gymnasium) run in one process only")
+    if resume is not None:
+        raise ValueError(
+            "resume is not allowed for a bridged environment: its simulators' state lives "
+            "outside JAX and is not in checkpoints"
+        )
+
+
 def _place(rows: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """A global array from host rows that every process holds in full."""
     return jax.make_array_from_callback(rows.shape, sharding, lambda index: rows[index])
@@ -440,12 +450,21 @@ def execute(
         bytes_per_run = estimate_run_bytes(program.train, hparams)
         if cached:
             program_cache.save_estimate(base_name, bytes_per_run)
+    if program.bridged:
+        _check_bridged(resume)
     plan = plan_batches(
         num_runs,
         bytes_per_run,
-        max_runs_per_device=max_runs_per_device,
+        max_runs_per_device=None if program.bridged else max_runs_per_device,
+        devices=jax.local_devices()[:1] if program.bridged else None,
         device_bytes=device_bytes,
     )
+    if program.bridged and plan.num_batches > 1:
+        raise ValueError(
+            f"{num_runs} runs of a bridged environment do not fit in one device's memory "
+            f"together (~{bytes_per_run / 2**30:.2f} GiB each), and a simulator pool must "
+            "run them in one call: use fewer seeds or a smaller buffer_size"
+        )
     say(plan.describe())
     devices = jax.devices() if jax.process_count() > 1 else jax.local_devices()
     rows = row_sharding(devices[: plan.num_devices])

@@ -92,7 +92,8 @@ class Policy:
     @functools.cached_property
     def spec(self) -> EnvSpec:
         """The run's environment."""
-        return make_env(self.config.env_id, obs_storage_dtype=self.config.obs_storage_dtype)
+        c = self.config
+        return make_env(c.env_id, obs_storage_dtype=c.obs_storage_dtype, env_seed=c.env_seed)
 
     @functools.cached_property
     def network(self) -> nn.Module:
@@ -187,7 +188,7 @@ def evaluate_policy(
 # The compiled programs of the last few (policy, shape) pairs, so repeated calls reuse them.
 @functools.lru_cache(maxsize=4)
 def _evaluate_program(policy: Policy, episodes: int, max_steps: int) -> Callable:
-    evaluate = make_evaluate(policy.spec, policy.network, episodes, max_steps)
+    evaluate = make_evaluate(policy.spec.evaluation(), policy.network, episodes, max_steps)
     return jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)))
 
 

@@ -32,17 +32,32 @@ def td_target(
 
 
 def td_loss(
-    prediction: jax.Array, target: jax.Array, kind: str, huber_delta: jax.Array
+    prediction: jax.Array,
+    target: jax.Array,
+    kind: str,
+    huber_delta: jax.Array,
+    valid: jax.Array | None = None,
 ) -> jax.Array:
     """Mean loss over the batch: 'mse' is mean((q - y)^2); 'huber' is optax's Huber loss
-    (0.5 x^2 inside `huber_delta`, linear outside).
+    (0.5 x^2 inside `huber_delta`, linear outside). With `valid`, the mean over the valid
+    samples only (0 if there are none).
     """
     error = prediction - target
     if kind == "mse":
-        return jnp.mean(jnp.square(error))
-    if kind == "huber":
-        return jnp.mean(optax.huber_loss(error, delta=huber_delta))
-    raise ValueError(f"loss={kind!r} is not allowed: must be 'mse' or 'huber'")
+        losses = jnp.square(error)
+    elif kind == "huber":
+        losses = optax.huber_loss(error, delta=huber_delta)
+    else:
+        raise ValueError(f"loss={kind!r} is not allowed: must be 'mse' or 'huber'")
+    return masked_mean(losses, valid)
+
+
+def masked_mean(values: jax.Array, valid: jax.Array | None) -> jax.Array:
+    """`mean(values)`, or its mean over `valid` entries (0 when none is valid)."""
+    if valid is None:
+        return jnp.mean(values)
+    total = jnp.sum(jnp.where(valid, values, 0.0))
+    return total / jnp.maximum(jnp.sum(valid), 1)
 
 
 def polyak_update(online: Any, target: Any, tau: jax.Array) -> Any:

@@ -34,7 +34,7 @@ from purejaxdqn.envs import make_env, vector_reset, vector_step
 from purejaxdqn.evaluate import make_evaluate
 from purejaxdqn.exploration import epsilon_at, epsilon_greedy
 from purejaxdqn.networks import make_network
-from purejaxdqn.td import polyak_update, target_update_due, td_loss, td_target
+from purejaxdqn.td import masked_mean, polyak_update, target_update_due, td_loss, td_target
 
 
 class RunnerState(NamedTuple):
@@ -91,6 +91,8 @@ class TrainProgram(NamedTuple):
         train: `train(key, hp) -> TrainResult`, the whole run.
         num_periods: `config.num_log_points`.
         eval_every: `config.eval_every` (0: no evaluation).
+        bridged: the environment is a simulator bridge (`bridge`): the program must run on
+            one device with every run in one call, and cannot be exported or checkpointed.
     """
 
     init: Callable[[jax.Array, HParams], RunnerState]
@@ -98,6 +100,7 @@ class TrainProgram(NamedTuple):
     train: TrainFn
     num_periods: int
     eval_every: int
+    bridged: bool = False
 
 
 def _zero_stats() -> PeriodStats:
@@ -147,7 +150,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
 
     Args: as `make_train`.
     """
-    spec = make_env(config.env_id, env, env_params, config.obs_storage_dtype)
+    spec = make_env(config.env_id, env, env_params, config.obs_storage_dtype, config.env_seed)
     network = make_network(
         config.network, spec.obs_shape, spec.num_actions, config.hidden_sizes, config.dueling
     )
@@ -161,7 +164,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
                 f"eval_max_steps=None is not allowed for env {spec.env_id!r}: its params have "
                 "no max_steps_in_episode; set eval_max_steps or eval_every=0"
             )
-        evaluate = make_evaluate(spec, network, config.eval_episodes, max_steps)
+        evaluate = make_evaluate(spec.evaluation(), network, config.eval_episodes, max_steps)
 
     def epsilon_for(iteration: jax.Array, hp: HParams) -> jax.Array:
         scheduled = epsilon_at(
@@ -189,6 +192,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
                 config.num_envs,
                 config.buffer_size,
                 spec.max_episode_steps,
+                track_valid=spec.has_reset_steps,
             ),
             env_state=env_state,
             obs=obs,
@@ -208,14 +212,14 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
             act_key, env_key = jax.random.split(step_key)
             q_values = network.apply(state.params, state.obs)
             action = epsilon_greedy(act_key, q_values, epsilon)
-            obs, env_state, reward, terminated, truncated, final_obs = vector_step(
+            obs, env_state, reward, terminated, truncated, final_obs, valid = vector_step(
                 spec, env_key, state.env_state, action
             )
             buffer = replay.add(
-                state.buffer, state.obs, action, reward, terminated, truncated, final_obs
+                state.buffer, state.obs, action, reward, terminated, truncated, final_obs, valid
             )
             episode_return = state.episode_return + reward
-            episode_length = state.episode_length + 1
+            episode_length = state.episode_length + (1 if valid is None else valid)
             done = terminated | truncated
             stats = stats._replace(
                 return_sum=stats.return_sum + jnp.sum(jnp.where(done, episode_return, 0.0)),
@@ -252,7 +256,8 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
             def loss_fn(p: Any) -> tuple[jax.Array, jax.Array]:
                 q = network.apply(p, batch.obs)
                 q_taken = jnp.take_along_axis(q, batch.action[:, None], axis=-1)[:, 0]
-                return td_loss(q_taken, target, config.loss, hp.huber_delta), q_taken.mean()
+                loss = td_loss(q_taken, target, config.loss, hp.huber_delta, batch.valid)
+                return loss, masked_mean(q_taken, batch.valid)
 
             (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
             updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -367,6 +372,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         train=train,
         num_periods=config.num_log_points,
         eval_every=config.eval_every,
+        bridged=spec.bridged,
     )
 
 

@@ -137,3 +137,29 @@ def test_vmapped_add_uses_one_unbatched_write_position():
         operand, *rest = (v.aval for v in eqn.invars)
         index_sizes = [np.prod(a.shape) for a in rest if a.dtype == jnp.int32 and a.ndim <= 1]
         assert all(size <= operand.ndim for size in index_sizes), eqn
+
+
+def test_reset_steps_are_stored_flagged_invalid():
+    """An envpool-style reset step (its action ignored) keeps the rings aligned but is
+    sampled with valid=False; buffers of gymnax envs carry no flag at all."""
+    assert replay.init((2,), jnp.float32, NUM_ENVS, 8, None).valid is None
+    buffer = replay.init((2,), jnp.float32, NUM_ENVS, 8, None, track_valid=True)
+    obs = jnp.zeros((NUM_ENVS, 2), jnp.float32)
+    for t, valid in enumerate([(True, True), (False, True), (True, True)]):
+        buffer = replay.add(
+            buffer,
+            obs + t,
+            jnp.array([t, t + 100], jnp.int32),
+            jnp.zeros(NUM_ENVS),
+            jnp.zeros(NUM_ENVS, bool),
+            jnp.zeros(NUM_ENVS, bool),
+            obs + t + 1,
+            jnp.asarray(valid),
+        )
+    batch = replay.sample(buffer, jax.random.key(0), 512)
+    invalid = set(np.asarray(batch.action)[~np.asarray(batch.valid)].tolist())
+    assert invalid == {1}  # only env 0's step 1
+    with pytest.raises(ValueError, match="valid must be given"):
+        replay.add(
+            buffer, obs, *([jnp.zeros(NUM_ENVS, jnp.int32)] * 2), *([obs[:, 0] > 0] * 2), obs
+        )

@@ -13,9 +13,10 @@ def test_final_observation_is_the_true_successor_at_episode_ends():
         obs, state = carry
         action_key, env_key = jax.random.split(key)
         actions = jax.random.randint(action_key, (8,), 0, 2)
-        next_obs, state, reward, terminated, truncated, final = vector_step(
+        next_obs, state, reward, terminated, truncated, final, valid = vector_step(
             spec, env_key, state, actions
         )
+        assert valid is None  # gymnax: every transition is real
         return (next_obs, state), (next_obs, terminated | truncated, final, terminated, truncated)
 
     _, (next_obs, done, final, terminated, truncated) = jax.lax.scan(

@@ -57,3 +57,12 @@ def test_target_update_interval_not_divisible_by_iteration_steps():
 
 def test_target_update_every_iteration_when_interval_equals_iteration():
     assert _due(4, 4, 5) == [0, 1, 2, 3, 4]
+
+
+def test_masked_loss_ignores_invalid_samples():
+    q, y = jnp.array([0.0, 0.0, 0.0]), jnp.array([1.0, 100.0, 3.0])
+    valid = jnp.array([True, False, True])
+    assert float(td_loss(q, y, "mse", 1.0, valid)) == pytest.approx((1.0 + 9.0) / 2)
+    assert float(td_loss(q, y, "mse", 1.0, jnp.zeros(3, bool))) == 0.0  # none valid: no NaN
+    all_valid = td_loss(q, y, "huber", 1.0, jnp.ones(3, bool))
+    assert float(all_valid) == pytest.approx(float(td_loss(q, y, "huber", 1.0)))
