@@ -73,6 +73,7 @@ TARGETS: dict[str, Target] = {
     "Acrobot-v1": Target(num_seeds=16, min_iqm=-100.0),
     "MountainCar-v0": Target(num_seeds=16, min_iqm=-150.0),
     "Breakout-MinAtar": Target(num_seeds=4, min_iqm=None),
+    "LunarLander-v3": Target(num_seeds=8, min_iqm=200.0),  # needs purejaxdqn[envpool]
 }
 
 COLUMNS = (

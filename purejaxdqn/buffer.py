@@ -11,9 +11,17 @@ observation, so every observation is stored once, in its compact dtype. Two case
   a small per-env side ring `final_obs`, and the slot records where (`final_index`).
   Terminated transitions do not bootstrap, so their successor is never read.
 
-Bridged envs with reset steps (see `bridge`) also store a `valid` flag per slot: the
-transition taken from an episode's final observation (a step that only reset the env) is
-stored, so the rings stay aligned, and sampled with `valid=False`; the loss ignores it.
+Bridged envs with reset steps (envpool, see `bridge`) store a `valid` flag per slot
+instead: the step after an episode's end only resets the env, so the next slot always holds
+the true final observation and there is no side ring; that reset transition is stored, so
+the rings stay aligned, and sampled with `valid=False` (the loss ignores it).
+
+**Frame ring** (`frame_stack = k > 1`, for frame-stacked pixels from an env with reset
+steps): each slot keeps only the newest frame of its observation (the last axis), so each
+frame is stored once; `sample` rebuilds the k-frame stacks from the k - 1 slots before,
+repeating a game's first frame where the stack would reach back past its start (the slot
+before is a reset step), as the env itself does. k - 1 extra slots per ring keep the oldest
+sampled slot's history from being overwritten.
 
 Truncation happens at most once per episode of `max_episode_steps` steps, so a side ring
 of `ceil(capacity_per_env / max_episode_steps) + 1` entries outlives every slot that
@@ -55,6 +63,7 @@ class ReplayBuffer(NamedTuple):
         final_index: (slots, num_envs) int32 index into `final_obs` of a truncated slot.
         final_obs: (final_slots, num_envs, *obs_shape) final observations of truncations.
         final_position: (num_envs,) int32 next side-ring entry of each env.
+            (The three side-ring fields are None for envs with reset steps.)
         position: () int32 slot the next transition goes to (the candidate slot).
         size: () int32 transitions stored per env, at most capacity_per_env.
         valid: (slots, num_envs) bool, or None when every transition is valid.
@@ -65,9 +74,9 @@ class ReplayBuffer(NamedTuple):
     reward: jax.Array
     terminated: jax.Array
     truncated: jax.Array
-    final_index: jax.Array
-    final_obs: jax.Array
-    final_position: jax.Array
+    final_index: jax.Array | None
+    final_obs: jax.Array | None
+    final_position: jax.Array | None
     position: jax.Array
     size: jax.Array
     valid: jax.Array | None = None
@@ -87,6 +96,7 @@ def init(
     capacity: int,
     max_episode_steps: int | None,
     track_valid: bool = False,
+    frame_stack: int = 0,
 ) -> ReplayBuffer:
     """Allocate a buffer of `capacity` transitions (a multiple of `num_envs`).
 
@@ -96,37 +106,52 @@ def init(
         num_envs: environments written per `add`.
         capacity: transitions held when full, split evenly over the envs.
         max_episode_steps: the env's time limit (sizes the side ring), or None.
-        track_valid: store a `valid` flag per transition (envs with reset steps).
+        track_valid: the env has reset steps: store a `valid` flag per transition and
+            no side ring.
+        frame_stack: k > 1 stores each observation's newest frame only (a frame ring;
+            needs `track_valid`); 0 or 1 stores whole observations.
     """
     if capacity % num_envs:
         raise ValueError(
             f"buffer_size={capacity} is not allowed: must be a multiple of num_envs={num_envs}"
         )
+    if frame_stack > 1 and (not track_valid or obs_shape[-1] != frame_stack):
+        raise ValueError(
+            f"frame_stack={frame_stack} needs an env with reset steps and observations whose "
+            f"last axis stacks {frame_stack} frames (got shape {obs_shape})"
+        )
     per_env = capacity // num_envs
-    slots, finals = per_env + 1, final_slots_for(per_env, max_episode_steps)
+    slots = per_env + 1 + _history(frame_stack)
+    finals = final_slots_for(per_env, max_episode_steps)
+    stored_shape = obs_shape[:-1] if frame_stack > 1 else obs_shape
 
     def zeros(leading: int, dtype: jnp.dtype, shape: tuple[int, ...] = ()) -> jax.Array:
         return jnp.zeros((leading, num_envs, *shape), dtype)
 
+    side_ring = not track_valid
     return ReplayBuffer(
-        obs=zeros(slots, obs_dtype, obs_shape),
+        obs=zeros(slots, obs_dtype, stored_shape),
         action=zeros(slots, jnp.int32),
         reward=zeros(slots, jnp.float32),
         terminated=zeros(slots, bool),
         truncated=zeros(slots, bool),
-        final_index=zeros(slots, jnp.int32),
-        final_obs=zeros(finals, obs_dtype, obs_shape),
-        final_position=jnp.zeros((num_envs,), jnp.int32),
+        final_index=zeros(slots, jnp.int32) if side_ring else None,
+        final_obs=zeros(finals, obs_dtype, obs_shape) if side_ring else None,
+        final_position=jnp.zeros((num_envs,), jnp.int32) if side_ring else None,
         position=jnp.zeros((), jnp.int32),
         size=jnp.zeros((), jnp.int32),
         valid=zeros(slots, bool) if track_valid else None,
     )
 
 
-def capacity_of(buffer: ReplayBuffer) -> int:
+def _history(frame_stack: int) -> int:
+    return max(frame_stack - 1, 0)
+
+
+def capacity_of(buffer: ReplayBuffer, frame_stack: int = 0) -> int:
     """Transitions the buffer holds when full (over all envs)."""
     slots, num_envs = buffer.action.shape
-    return (slots - 1) * num_envs
+    return (slots - 1 - _history(frame_stack)) * num_envs
 
 
 def nbytes(buffer: ReplayBuffer) -> int:
@@ -144,11 +169,13 @@ def add(
     truncated: jax.Array,
     final_obs: jax.Array,
     valid: jax.Array | None = None,
+    frame_stack: int = 0,
 ) -> ReplayBuffer:
     """Write one vector step: every argument has leading axis num_envs.
 
     `obs` is the observation acted on and `final_obs` the observation the action led to
-    (before any auto-reset). `valid` is required when the buffer tracks it.
+    (before any auto-reset). `valid` is required when the buffer tracks it; `frame_stack`
+    must be the one the buffer was made with.
     """
     if (valid is None) != (buffer.valid is None):
         raise ValueError("valid must be given exactly when the buffer tracks it")
@@ -160,42 +187,74 @@ def add(
         start = (slot,) + (0,) * (store.ndim - 1)
         return jax.lax.dynamic_update_slice(store, row.astype(store.dtype)[None], start)
 
-    final_obs = final_obs.astype(buffer.obs.dtype)
-    envs = jnp.arange(action.shape[0])
-    num_finals = buffer.final_obs.shape[0]
-    return ReplayBuffer(
-        obs=put(put(buffer.obs, obs, position), final_obs, successor),
+    def newest(observation: jax.Array) -> jax.Array:
+        return observation[..., -1] if frame_stack > 1 else observation
+
+    side = {}
+    if buffer.final_obs is not None:
+        envs = jnp.arange(action.shape[0])
+        side = {
+            "final_index": put(buffer.final_index, buffer.final_position, position),
+            "final_obs": buffer.final_obs.at[buffer.final_position, envs].set(
+                final_obs.astype(buffer.obs.dtype), unique_indices=True
+            ),
+            "final_position": (buffer.final_position + truncated.astype(jnp.int32))
+            % buffer.final_obs.shape[0],
+        }
+    return buffer._replace(
+        obs=put(put(buffer.obs, newest(obs), position), newest(final_obs), successor),
         action=put(buffer.action, action, position),
         reward=put(buffer.reward, reward, position),
         terminated=put(buffer.terminated, terminated, position),
         truncated=put(buffer.truncated, truncated, position),
-        final_index=put(buffer.final_index, buffer.final_position, position),
-        final_obs=buffer.final_obs.at[buffer.final_position, envs].set(
-            final_obs, unique_indices=True
-        ),
-        final_position=(buffer.final_position + truncated.astype(jnp.int32)) % num_finals,
         position=successor,
-        size=jnp.minimum(buffer.size + 1, slots - 1),
+        size=jnp.minimum(buffer.size + 1, slots - 1 - _history(frame_stack)),
         valid=None if valid is None else put(buffer.valid, valid, position),
+        **side,
     )
 
 
-def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Transition:
+def _stacks(buffer: ReplayBuffer, slot: jax.Array, env: jax.Array, k: int) -> jax.Array:
+    """The k-frame observations at (slot, env): each slot's frame and the k - 1 before,
+    the first frame of a game repeated where the stack reaches back past its start.
+    """
+    slots = buffer.action.shape[0]
+    frame = buffer.obs[slot, env]
+    frames, past_start = [frame], jnp.zeros(slot.shape, bool)
+    for back in range(1, k):
+        before = (slot - back) % slots
+        past_start = past_start | ~buffer.valid[before, env]  # a reset step, or unwritten
+        mask = past_start.reshape(past_start.shape + (1,) * (frame.ndim - 1))
+        frame = jnp.where(mask, frame, buffer.obs[before, env])
+        frames.append(frame)
+    return jnp.stack(frames[::-1], axis=-1)
+
+
+def sample(
+    buffer: ReplayBuffer, key: jax.Array, batch_size: int, frame_stack: int = 0
+) -> Transition:
     """Draw `batch_size` stored transitions uniformly, with replacement."""
     slots, num_envs = buffer.action.shape
     size = jnp.maximum(buffer.size, 1)
     flat = jax.random.randint(key, (batch_size,), 0, size * num_envs)
     env, age = flat % num_envs, flat // num_envs
     slot = (buffer.position - size + age) % slots
-    pair = buffer.obs[jnp.concatenate([slot, (slot + 1) % slots]), jnp.tile(env, 2)]
-    truncated = buffer.truncated[slot, env]
-    final = buffer.final_obs[buffer.final_index[slot, env], env]
-    mask = truncated.reshape(truncated.shape + (1,) * (final.ndim - 1))
+    both_slots, both_envs = jnp.concatenate([slot, (slot + 1) % slots]), jnp.tile(env, 2)
+    if frame_stack > 1:
+        pair = _stacks(buffer, both_slots, both_envs, frame_stack)
+    else:
+        pair = buffer.obs[both_slots, both_envs]
+    next_obs = pair[batch_size:]
+    if buffer.final_obs is not None:  # truncations bootstrap from the side ring
+        truncated = buffer.truncated[slot, env]
+        final = buffer.final_obs[buffer.final_index[slot, env], env]
+        mask = truncated.reshape(truncated.shape + (1,) * (final.ndim - 1))
+        next_obs = jnp.where(mask, final, next_obs)
     return Transition(
         obs=pair[:batch_size],
         action=buffer.action[slot, env],
         reward=buffer.reward[slot, env],
-        next_obs=jnp.where(mask, final, pair[batch_size:]),
+        next_obs=next_obs,
         terminated=buffer.terminated[slot, env],
         valid=None if buffer.valid is None else buffer.valid[slot, env],
     )

@@ -52,7 +52,7 @@ from purejaxdqn.experiment import (
 )
 from purejaxdqn.monitor import Monitor, ProgressDisplay, SignalGuard
 from purejaxdqn.parallel import state_shapes
-from purejaxdqn.presets import PRESETS, get_preset
+from purejaxdqn.presets import PRESETS, config_for, get_preset
 from purejaxdqn.tensorboard import TensorBoardWriter
 from purejaxdqn.train import make_train
 
@@ -270,7 +270,8 @@ def _add_run_options(parser: argparse.ArgumentParser, what: str) -> None:
         default=argparse.SUPPRESS,
         help=(
             "configuration to start from (default: the preset named by --env if there is "
-            f"one, else the DQNConfig defaults); presets: {', '.join(sorted(PRESETS))}."
+            "one, the Pong preset for other Atari ids, else the DQNConfig defaults); "
+            f"presets: {', '.join(sorted(PRESETS))}."
         ),
     )
     parser.add_argument(
@@ -451,7 +452,7 @@ def config_from_args(args: argparse.Namespace) -> DQNConfig:
     preset = given.get("preset")
     if preset is None:
         preset = env_id or DEFAULT_ENV
-        base = PRESETS.get(preset, DQNConfig(env_id=preset))
+        base = config_for(preset)
     else:
         base = get_preset(preset)
     changes = {f.name: given[f.name] for f in dataclasses.fields(DQNConfig) if f.name in given}
@@ -536,6 +537,8 @@ def _start(
         config = config_from_args(args) if config is None else config
         if not built_before(config):  # a cached program was built from a checked config
             make_train(config)  # environment checks (unknown id, action space)
+    except ImportError as error:  # a bridged env whose optional extra is missing
+        raise CommandError(str(error)) from error
     except ValueError as error:
         raise CommandError(_name_option(str(error))) from error
 

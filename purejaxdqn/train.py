@@ -156,6 +156,8 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
     )
     steps_per_iteration = config.steps_per_iteration
     prefill = config.prefill_iterations
+    # pixels stacked by the env are kept as a frame ring (each frame stored once)
+    frame_stack = spec.frame_stack if spec.has_reset_steps else 0
     evaluate = None
     if config.num_evals:
         max_steps = config.eval_max_steps or spec.max_episode_steps
@@ -193,6 +195,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
                 config.buffer_size,
                 spec.max_episode_steps,
                 track_valid=spec.has_reset_steps,
+                frame_stack=frame_stack,
             ),
             env_state=env_state,
             obs=obs,
@@ -216,7 +219,15 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
                 spec, env_key, state.env_state, action
             )
             buffer = replay.add(
-                state.buffer, state.obs, action, reward, terminated, truncated, final_obs, valid
+                state.buffer,
+                state.obs,
+                action,
+                reward,
+                terminated,
+                truncated,
+                final_obs,
+                valid,
+                frame_stack,
             )
             episode_return = state.episode_return + reward
             episode_length = state.episode_length + (1 if valid is None else valid)
@@ -246,7 +257,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
 
         def update(carry: tuple, sample_key: jax.Array) -> tuple[tuple, tuple]:
             params, opt_state = carry
-            batch = replay.sample(state.buffer, sample_key, config.batch_size)
+            batch = replay.sample(state.buffer, sample_key, config.batch_size, frame_stack)
             next_q_target = network.apply(state.target_params, batch.next_obs)
             next_q_online = network.apply(params, batch.next_obs) if config.double_q else None
             target = td_target(

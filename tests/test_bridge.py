@@ -184,3 +184,41 @@ def test_bad_ids_and_spaces_are_refused_clearly():
         make_env("gymnasium:Pendulum-v1")
     with pytest.raises(ValueError, match="not a gymnax environment.*LunarLander-v3"):
         make_env("LunarLandr-v3")
+
+
+def test_frame_ring_rebuilds_the_env_stacks_across_episode_boundaries():
+    """Each frame stored once; stacks rebuilt at sample time equal the env's own stacks,
+    across lost lives (stack continues), game ends and truncations (stack restarts), and
+    after the ring wraps."""
+    from purejaxdqn import buffer as replay
+
+    options = {**bridge._ATARI, **bridge._ATARI_TRAIN, "max_episode_steps": 30}
+    pool_env = EnvpoolEnv(
+        "breakout", BridgeTarget("envpool", "Breakout-v5", options, {}), 0, "train"
+    )
+    steps, envs = 100, 2
+    actions = np.random.default_rng(1).integers(0, 4, (steps, envs)).astype(np.int32)
+    out = _rollout(pool_env, actions, batched=False)
+    assert (~out["valid"]).sum() >= 4 and out["terminated"].any()
+    acted_on = np.concatenate([out["first"][None], out["obs"][:-1]])
+
+    def fill(frame_stack: int) -> replay.ReplayBuffer:
+        buffer = replay.init((84, 84, 4), np.uint8, envs, 80, 30, True, frame_stack)
+        add = jax.jit(replay.add, static_argnums=8)
+        for t in range(steps):
+            buffer = add(
+                buffer, acted_on[t], actions[t], out["reward"][t], out["terminated"][t],
+                out["truncated"][t], out["final_obs"][t], out["valid"][t], frame_stack,
+            )  # fmt: skip
+        return buffer
+
+    whole, ring = fill(0), fill(4)
+    assert replay.capacity_of(whole) == replay.capacity_of(ring, 4) == 80
+    assert replay.nbytes(ring) < 1.01 * (80 + 2 * 4) * 84 * 84 < 0.3 * replay.nbytes(whole)
+    key = jax.random.key(2)
+    expected, rebuilt = replay.sample(whole, key, 2048), replay.sample(ring, key, 2048, 4)
+    for name in ("obs", "next_obs", "action", "valid", "terminated"):
+        np.testing.assert_array_equal(getattr(rebuilt, name), getattr(expected, name), name)
+    # the batch holds stacks that restart mid-stack (a game's first frame repeated)
+    repeated = (np.asarray(expected.obs)[..., 0] == np.asarray(expected.obs)[..., 1]).all((1, 2))
+    assert repeated.any() and not repeated.all()
