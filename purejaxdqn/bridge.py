@@ -91,21 +91,23 @@ def target_of(env_id: str) -> BridgeTarget | None:
         return BridgeTarget("gymnasium", env_id[len(GYMNASIUM_PREFIX) :], {}, {})
     if env_id.startswith(ENVPOOL_PREFIX):
         task = env_id[len(ENVPOOL_PREFIX) :]
-        atari = {**_ATARI} if task.endswith("-v5") and task[:1].isupper() else None
-        if atari is None or "/" in task or task.startswith("LunarLander"):
-            return BridgeTarget("envpool", task, {}, {})
-        return BridgeTarget("envpool", task, {**atari, **_ATARI_TRAIN}, {**atari, **_ATARI_EVAL})
+        if task.endswith("-v5") and task[:1].isupper() and "/" not in task:
+            return _atari_target(task, {})  # envpool's own Atari task: its default stickiness
+        return BridgeTarget("envpool", task, {}, {})
     if env_id in ENVPOOL_IDS:
         return BridgeTarget("envpool", env_id, {}, {})
     game = _atari_game(env_id)
     if game is not None:
         # NoFrameskip-v4: deterministic emulator; ALE v5: sticky actions (p = 0.25).
         sticky = 0.25 if env_id.startswith("ALE/") else 0.0
-        atari = {**_ATARI, "repeat_action_probability": sticky}
-        return BridgeTarget(
-            "envpool", f"{game}-v5", {**atari, **_ATARI_TRAIN}, {**atari, **_ATARI_EVAL}
-        )
+        return _atari_target(f"{game}-v5", {"repeat_action_probability": sticky})
     return None
+
+
+def _atari_target(task: str, extra: dict[str, Any]) -> BridgeTarget:
+    """The envpool Atari `task` with DQN's preprocessing (+ `extra`) for training and evaluation."""
+    atari = {**_ATARI, **extra}
+    return BridgeTarget("envpool", task, {**atari, **_ATARI_TRAIN}, {**atari, **_ATARI_EVAL})
 
 
 def is_bridged(env_id: str) -> bool:
@@ -144,10 +146,12 @@ class PoolEnv:
     Attributes (static facts, read without building a pool): `env_id`, `num_actions`,
     `obs_shape` and `obs_dtype` (as the training loop sees them; Atari frames are
     channels-last), `max_episode_steps`, `frame_stack` (frames per observation, 0 when
-    observations are not frame stacks), `backend`.
+    observations are not frame stacks), `backend`, `has_reset_steps` (the step after an
+    episode's end only resets, and `vector_step`'s `valid` flags it; else always True).
     """
 
     backend = ""
+    has_reset_steps = False
     env_id: str
     num_actions: int
     obs_shape: tuple[int, ...]
@@ -228,6 +232,7 @@ class EnvpoolEnv(PoolEnv):
     """envpool's XLA interface: each pool a synchronous envpool of `size` environments."""
 
     backend = "envpool"
+    has_reset_steps = True
 
     def __init__(self, env_id: str, target: BridgeTarget, env_seed: int, role: str) -> None:
         super().__init__(env_id, target, env_seed, role)

@@ -98,7 +98,7 @@ def make_env(
             storage_dtype=_storage_dtype(env_id, pool.obs_dtype, obs_storage_dtype),
             max_episode_steps=pool.max_episode_steps,
             bridged=True,
-            has_reset_steps=pool.backend == "envpool",
+            has_reset_steps=pool.has_reset_steps,
             frame_stack=pool.frame_stack,
         )
     if env is None:

@@ -156,8 +156,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
     )
     steps_per_iteration = config.steps_per_iteration
     prefill = config.prefill_iterations
-    # pixels stacked by the env are kept as a frame ring (each frame stored once)
-    frame_stack = spec.frame_stack if spec.has_reset_steps else 0
+    frame_stack = spec.frame_stack  # > 1: env-stacked pixels, kept as a frame ring
     evaluate = None
     if config.num_evals:
         max_steps = config.eval_max_steps or spec.max_episode_steps
