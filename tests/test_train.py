@@ -7,6 +7,7 @@ import pytest
 
 from purejaxdqn import DQNConfig, hparams_in_axes, make_train
 from purejaxdqn import buffer as replay
+from purejaxdqn.experiment import run_experiment
 
 
 def _numpy(x) -> np.ndarray:
@@ -197,3 +198,27 @@ def test_learning_rate_annealing_decays_linearly_to_zero(tiny_config):
     for _ in range(4):
         updates, state = constant.update(jnp.ones(()), state, params)
         np.testing.assert_allclose(float(updates), -0.1, rtol=1e-4)
+
+
+def test_minatar_runs_through_run_experiment_in_chunks():
+    # gymnax MinAtar environments hold jnp arrays (their action sets); built lazily inside
+    # execute's first trace they once kept tracers that broke every later compiled call.
+    config = DQNConfig(
+        env_id="Breakout-MinAtar",
+        num_envs=2,
+        total_timesteps=160,
+        buffer_size=64,
+        learning_starts=16,
+        batch_size=8,
+        num_log_points=4,
+        eval_every=2,
+        eval_episodes=2,
+        hidden_sizes=(8,),
+        target_update_interval=16,
+    )
+    chunks = []
+    experiment = run_experiment(config, 2, 0, on_chunk=lambda chunk: chunks.append(chunk) and False)
+    assert [chunk.periods_done for chunk in chunks] == [1, 2, 3, 4]
+    assert experiment.metrics["episode_return"].shape == (2, 4)
+    assert np.isfinite(experiment.metrics["loss"]).all()
+    assert experiment.evals["return"].shape == (2, 2)
