@@ -1,8 +1,9 @@
 """Learning benchmark: train each preset over many seeds and check it reaches its target.
 
-    python benchmarks/learning.py                          # all four presets
+    python benchmarks/learning.py                          # every preset with a target
     python benchmarks/learning.py --env CartPole-v1        # one preset
     python benchmarks/learning.py --env Acrobot-v1 --num-seeds 4 --seed 1
+    python benchmarks/learning.py --env Freeway-MinAtar --total-timesteps 2000000
 
 For every environment it trains `purejaxdqn.PRESETS[env]` on N seeds in one compiled
 program (`purejaxdqn.experiment.run_experiment`, seeds sharded over one CPU device per
@@ -13,7 +14,8 @@ writes `benchmarks/results/learning_<env>.json`: the experiment summary plus the
 the pass flag, the date and the config.
 
 The final greedy return of a seed is the mean over `eval_episodes` greedy episodes at the
-last evaluation (the end of training). IQM is the interquartile mean over seeds.
+last evaluation (the end of training). IQM is the interquartile mean over seeds. A run
+with fewer seeds or env steps than the target's records both and says so in its "note".
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 from purejaxdqn.devices import use_all_cpu_cores
 from purejaxdqn.experiment import run_experiment
+from purejaxdqn.monitor import ProgressDisplay
 from purejaxdqn.presets import get_preset
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -72,7 +75,12 @@ TARGETS: dict[str, Target] = {
     "CartPole-v1": Target(num_seeds=32, min_iqm=475.0, min_fraction_solved=0.9),
     "Acrobot-v1": Target(num_seeds=16, min_iqm=-100.0),
     "MountainCar-v0": Target(num_seeds=16, min_iqm=-150.0),
-    "Breakout-MinAtar": Target(num_seeds=4, min_iqm=None),
+    # MinAtar: DQN's return at 5M frames in the MinAtar paper (Young & Tian, 2019).
+    "Asterix-MinAtar": Target(num_seeds=4, min_iqm=17.0),
+    "Breakout-MinAtar": Target(num_seeds=4, min_iqm=10.0),
+    "Freeway-MinAtar": Target(num_seeds=4, min_iqm=50.0),
+    "Seaquest-MinAtar": Target(num_seeds=4, min_iqm=20.0),
+    "SpaceInvaders-MinAtar": Target(num_seeds=4, min_iqm=43.0),
     "LunarLander-v3": Target(num_seeds=8, min_iqm=200.0),  # needs purejaxdqn[envpool]
 }
 
@@ -124,15 +132,34 @@ def table_row(record: dict[str, Any]) -> str:
     return "| " + " | ".join(f"{c:<{w}}" for c, (_, w) in zip(cells, COLUMNS, strict=True)) + " |"
 
 
-def run_one(env_id: str, num_seeds: int | None, seed: int, results_dir: Path) -> dict[str, Any]:
-    """Train the preset for `env_id`, write its JSON record and return the record."""
+def run_one(
+    env_id: str,
+    num_seeds: int | None,
+    seed: int,
+    results_dir: Path,
+    total_timesteps: int | None = None,
+) -> dict[str, Any]:
+    """Train the preset for `env_id` (for `total_timesteps` env steps per seed if given,
+    else the preset's), write its JSON record and return the record.
+    """
     config = get_preset(env_id)
+    budget = config.total_timesteps
+    if total_timesteps is not None:
+        config = config.replace(total_timesteps=total_timesteps)
     target = TARGETS.get(env_id, Target(num_seeds=16, min_iqm=None))
     num_seeds = target.num_seeds if num_seeds is None else num_seeds
     started = datetime.datetime.now(datetime.timezone.utc)
-    experiment = run_experiment(
-        config, num_seeds, seed, progress=lambda msg: print(f"  [{env_id}] {msg}", flush=True)
-    )
+    display = ProgressDisplay(f"  [{env_id}]", config.total_timesteps, stream=sys.stdout)
+    try:
+        experiment = run_experiment(
+            config,
+            num_seeds,
+            seed,
+            progress=lambda msg: print(f"  [{env_id}] {msg}", flush=True),
+            on_chunk=display,  # results are the same bit for bit however a run is chunked
+        )
+    finally:
+        display.close()
     record = {
         **experiment.summary,
         "target": target.describe(),
@@ -145,9 +172,18 @@ def run_one(env_id: str, num_seeds: int | None, seed: int, results_dir: Path) ->
         "command": " ".join(["python", "benchmarks/learning.py", *sys.argv[1:]]),
         "config": config.to_dict(),
     }
-    if num_seeds != target.num_seeds and record["passed"] is not None:
-        # The target is defined for target.num_seeds seeds; say so rather than hide it.
-        record["note"] = f"ran {num_seeds} seeds; the target is defined for {target.num_seeds}"
+    if config.total_timesteps != budget:
+        record["preset_total_timesteps"] = budget
+    if record["passed"] is not None:
+        # The target is defined for target.num_seeds seeds and the preset's budget; say
+        # where this run differs rather than hide it.
+        notes = []
+        if num_seeds != target.num_seeds:
+            notes.append(f"ran {num_seeds} seeds; the target is defined for {target.num_seeds}")
+        if config.total_timesteps != budget:
+            notes.append(f"ran {config.total_timesteps:,} of the preset's {budget:,} env steps")
+        if notes:
+            record["note"] = "; ".join(notes)
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"learning_{env_id}.json"
     with path.open("w") as file:
@@ -172,9 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         "--num-seeds",
         type=int,
         default=None,
-        help="seeds per preset (default: 32 for CartPole-v1, 4 for Breakout-MinAtar, 16 otherwise)",
+        help="seeds per preset (default: the target's, e.g. 32 for CartPole-v1)",
     )
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    parser.add_argument(
+        "--total-timesteps",
+        type=int,
+        default=None,
+        help="env steps per seed instead of the preset's (recorded, and noted against the target)",
+    )
     parser.add_argument(
         "--results-dir",
         type=Path,
@@ -188,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
 
     records = []
     for env_id in args.env:
-        records.append(run_one(env_id, args.num_seeds, args.seed, args.results_dir))
+        records.append(
+            run_one(env_id, args.num_seeds, args.seed, args.results_dir, args.total_timesteps)
+        )
         print(table_header())
         print(table_row(records[-1]), flush=True)
     print()
