@@ -146,19 +146,22 @@ def test_target_update_modes_hard_copy_and_polyak(tiny_config):
     assert max(moved) > 1e-5  # the online network did move away from the initial one
 
 
+TINY_BREAKOUT = DQNConfig(
+    env_id="Breakout-MinAtar",
+    num_envs=2,
+    total_timesteps=200,
+    buffer_size=100,
+    learning_starts=20,
+    batch_size=8,
+    num_log_points=1,
+    eval_every=0,
+    hidden_sizes=(8,),
+    target_update_interval=10,
+)
+
+
 def test_compact_observation_storage_for_minatar():
-    config = DQNConfig(
-        env_id="Breakout-MinAtar",
-        num_envs=2,
-        total_timesteps=200,
-        buffer_size=100,
-        learning_starts=20,
-        batch_size=8,
-        num_log_points=1,
-        eval_every=0,
-        hidden_sizes=(8,),
-        target_update_interval=10,
-    )
+    config = TINY_BREAKOUT
     train = make_train(config)
     shapes = jax.eval_shape(train, jax.random.key(0), config.hparams())
     buffer = shapes.runner_state.buffer
@@ -203,18 +206,8 @@ def test_learning_rate_annealing_decays_linearly_to_zero(tiny_config):
 def test_minatar_runs_through_run_experiment_in_chunks():
     # gymnax MinAtar environments hold jnp arrays (their action sets); built lazily inside
     # execute's first trace they once kept tracers that broke every later compiled call.
-    config = DQNConfig(
-        env_id="Breakout-MinAtar",
-        num_envs=2,
-        total_timesteps=160,
-        buffer_size=64,
-        learning_starts=16,
-        batch_size=8,
-        num_log_points=4,
-        eval_every=2,
-        eval_episodes=2,
-        hidden_sizes=(8,),
-        target_update_interval=16,
+    config = TINY_BREAKOUT.replace(
+        total_timesteps=160, num_log_points=4, eval_every=2, eval_episodes=2
     )
     chunks = []
     experiment = run_experiment(config, 2, 0, on_chunk=lambda chunk: chunks.append(chunk) and False)
