@@ -117,7 +117,11 @@ def make_env(
             raise ValueError(
                 f"env_id={env_id!r} downloads a data set when constructed and is not supported"
             )
-        env, default_params = gymnax.make(env_id)
+        # Made eagerly even when called while tracing (`experiment.lazy_program` builds on
+        # first use): gymnax envs keep arrays made in their constructors (MinAtar's action
+        # sets), which made under a trace would be tracers leaking into later traces.
+        with jax.ensure_compile_time_eval():
+            env, default_params = gymnax.make(env_id)
         env_params = default_params if env_params is None else env_params
     elif env_params is None:
         env_params = env.default_params

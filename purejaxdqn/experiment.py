@@ -191,15 +191,7 @@ def lazy_program(
     the environment (importing its suite) nor traces. The key is the full config, or None
     for a custom environment object, which has no stable name.
     """
-
-    @functools.cache
-    def built() -> TrainProgram:
-        # First called while `execute` traces, but built eagerly: an environment made
-        # under a trace would keep tracers (e.g. gymnax MinAtar's jnp action sets) that
-        # leak into every later trace of the program.
-        with jax.ensure_compile_time_eval():
-            return make_train_program(config, env, env_params)
-
+    built = functools.cache(lambda: make_train_program(config, env, env_params))
     program = TrainProgram(
         init=lambda key, hp: built().init(key, hp),
         run_periods=lambda state, hp, periods: built().run_periods(state, hp, periods),
