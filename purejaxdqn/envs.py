@@ -170,18 +170,8 @@ def vector_step(
         is False where the step only reset an env whose episode ended on the step before.
     """
     if spec.bridged:
-        obs, state, reward, terminated, truncated, final_obs, valid = spec.env.vector_step(
-            state, actions
-        )
-        return (
-            obs,
-            state,
-            reward,
-            terminated,
-            truncated,
-            final_obs,
-            (valid if spec.has_reset_steps else None),
-        )
+        *transition, valid = spec.env.vector_step(state, actions)
+        return (*transition, valid if spec.has_reset_steps else None)
     keys = jax.random.split(key, actions.shape[0])
     obs, state, reward, terminated, truncated, info = jax.vmap(
         spec.env.step, in_axes=(0, 0, 0, None)
