@@ -19,7 +19,7 @@ from typing import Any
 
 import jax
 
-from purejaxdqn.devices import sharded_seed_keys, use_all_cpu_cores
+from purejaxdqn.devices import use_all_cpu_cores
 
 use_all_cpu_cores()  # before any array exists: one CPU device per core (see purejaxdqn.devices)
 
@@ -55,15 +55,6 @@ CLASSIC_CARTPOLE = DQNConfig(
     num_log_points=100,
     eval_every=0,
 )
-
-
-def seed_keys(num_seeds: int, seed: int, shard: bool) -> jax.Array:
-    """`num_seeds` keys split from `seed`; with `shard`, spread over the local devices the
-    way `run_experiment` does (else they live on the default device).
-    """
-    if shard:
-        return sharded_seed_keys(seed, num_seeds)
-    return jax.random.split(jax.random.key(seed), num_seeds)
 
 
 def time_compiled(fn: Callable, *args: Any, donate_argnums: Sequence[int] = ()) -> dict:

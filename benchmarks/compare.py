@@ -10,10 +10,11 @@ batch 128, Adam 2.5e-4, one update per vector step of 10 env steps, hard target 
 500 env steps, learning starts at 10k, eps 1 -> 0.05 over the first half, gamma 0.99, MLP
 120-84.
 
-- purejaxdqn: `jit(vmap(make_train(config), in_axes=(0, None)))` over N seed keys, once with
-  every seed on one device and, when N > 1, once with the seeds sharded over all local
-  devices, as `run_experiment` and the CLI do (on CPU, `common` exposes one JAX device per
-  core before JAX starts; see `purejaxdqn.devices`).
+- purejaxdqn: as `run_experiment` and the CLI run it (`parallel.execute`: an `init` and a
+  training program, every seed in one call, each device mapping `train` over its own seeds
+  and calling it directly when it has one), once with every seed on one device and, when
+  N > 1, once with the seeds sharded over all local devices (on CPU, `common` exposes one
+  JAX device per core before JAX starts; see `purejaxdqn.devices`).
 - purejaxrl `dqn.py` (https://github.com/luchris429/purejaxrl), imported at run time from
   `--purejaxrl` (repo root or the file) and adapted without edits: `wandb` stubbed if missing,
   `jax.tree_map` restored, its `LogWrapper` replaced by one returning the pre-gymnax-1.0
@@ -24,12 +25,15 @@ batch 128, Adam 2.5e-4, one update per vector step of 10 env steps, hard target 
   N times as long). Differences it cannot avoid: Huber (smooth L1) loss instead of MSE, and its
   epsilon anneals over half of its own (shorter) run.
 
-JAX rows time compilation apart from the run (`common.time_compiled`); the SB3 row puts model
-construction in the compile column. Env steps/s aggregate over seeds. "speedup" is
-purejaxdqn's best env steps/s at the same seed count divided by the row's, "speedup, ours on
-1 device" the same with purejaxdqn on a single device (SB3: against purejaxdqn
-with 1 seed), "compile ratio" is purejaxdqn's compile time divided by the row's. "final return"
-is the mean training episode return over the last 10% of the run. Results go to
+JAX rows time compilation apart from the run (purejaxdqn's compile column is everything
+before the first step: memory preflight, tracing and compiling both programs); the SB3 row
+puts model construction in the compile column. Both JAX implementations are compiled once at
+a tiny size first (untimed), so neither timed compile pays the process's one-time start-up
+costs. Env steps/s aggregate over seeds. "speedup" is purejaxdqn's best env steps/s at the
+same seed count divided by the row's, "speedup, ours on 1 device" the same with purejaxdqn on
+a single device (SB3: against purejaxdqn with 1 seed), "compile ratio" is purejaxdqn's
+compile time divided by the row's. "final return" is the mean training episode return over
+the last 10% of the run. Results go to
 `<results-dir>/compare_<device>.json` and `.csv`.
 """
 
@@ -52,8 +56,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from purejaxdqn import DQNConfig, make_train  # noqa: E402
+from purejaxdqn import DQNConfig, make_train_program  # noqa: E402
 from purejaxdqn.experiment import package_versions  # noqa: E402
+from purejaxdqn.parallel import execute  # noqa: E402
 
 LAST_FRACTION = 0.1  # final return: mean over the last 10% of the run
 REFERENCE_PACKAGES = ("flashbax", "chex", "stable-baselines3", "torch", "gymnasium")
@@ -65,25 +70,45 @@ def _finite(value: Any) -> float | None:
 
 
 def run_purejaxdqn(config: DQNConfig, num_seeds: int, seed: int, shard: bool) -> dict[str, Any]:
-    """Time purejaxdqn on `num_seeds` seeds (seeds sharded over the local devices when
-    `shard`, else all on one device); return one table row.
+    """Time purejaxdqn on `num_seeds` seeds the way `run_experiment` runs them
+    (`parallel.execute`: every seed in one call, sharded over the local devices when
+    `shard`, else on one device); return one table row.
     """
-    keys = common.seed_keys(num_seeds, seed, shard)
-    devices = len(keys.sharding.device_set)
-    train = jax.vmap(make_train(config), in_axes=(0, None))
-    timed = common.time_compiled(train, keys, config.hparams())
-    metrics = jax.tree.map(np.asarray, timed["output"].metrics)
+    devices = jax.local_devices()[: None if shard else 1]
+    keys = jax.random.split(jax.random.key(seed), num_seeds)
+    out = execute(
+        make_train_program(config),
+        keys,
+        config.hparams(),
+        max_runs_per_device=None,
+        devices=devices,
+    )
+    timed = {"compile_seconds": out.compile_seconds, "run_seconds": out.run_seconds}
+    metrics = out.metrics
     tail = max(1, round(LAST_FRACTION * config.num_log_points))
     episodes = metrics["episodes"][:, -tail:]  # episode-weighted mean of the period means
     return_sum = (np.nan_to_num(metrics["episode_return"][:, -tail:]) * episodes).sum()
+    used = out.plan.num_devices
     return _row(
-        f"purejaxdqn ({devices} device{'s' if devices > 1 else ''})",
+        f"purejaxdqn ({used} device{'s' if used > 1 else ''})",
         num_seeds,
         metrics["env_steps"][:, -1],
         metrics["updates"].sum(axis=1),
         timed,
         return_sum / episodes.sum() if episodes.sum() else None,
     )
+
+
+def warm_up(module: types.ModuleType | None, config: DQNConfig) -> None:
+    """Compile both JAX implementations once at a tiny size, untimed, so that neither
+    timed compile pays the process's one-time costs (XLA start-up, first lowerings):
+    whichever compiled first would otherwise look ~0.3-0.5 s slower.
+    """
+    tiny = config.replace(total_timesteps=config.learning_starts + 1000)
+    keys = jax.random.split(jax.random.key(0), 1)
+    execute(make_train_program(tiny), keys, tiny.hparams(), devices=jax.local_devices()[:1])
+    if module is not None:
+        jax.jit(jax.vmap(module.make_train(purejaxrl_config(tiny)))).lower(keys).compile()
 
 
 def load_purejaxrl(path: str) -> types.ModuleType | None:
@@ -284,6 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         module = load_purejaxrl(args.purejaxrl)
 
+    print("warming up the compiler (untimed) ...", flush=True)
+    warm_up(module, config)
     rows, ours, ours_one_device = [], {}, {}
     for num_seeds in args.seeds:
         print(f"purejaxdqn, {num_seeds} seed(s), one device ...", flush=True)
@@ -291,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
             config, num_seeds, args.seed, shard=False
         )
         rows.append(ours[num_seeds])
-        if len(common.seed_keys(num_seeds, args.seed, shard=True).sharding.device_set) > 1:
+        if min(num_seeds, len(jax.local_devices())) > 1:
             print(f"purejaxdqn, {num_seeds} seed(s), sharded over devices ...", flush=True)
             ours[num_seeds] = run_purejaxdqn(config, num_seeds, args.seed, shard=True)
             rows.append(ours[num_seeds])

@@ -383,6 +383,40 @@ def _extend(before: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[s
     return {name: np.concatenate([before[name], new[name]], axis=1) for name in new}
 
 
+def _per_device(fn: Callable, in_axes: tuple, plan: BatchPlan, rows: NamedSharding) -> Callable:
+    """`jax.vmap(fn, in_axes)` over the sharded row axis, written per device (`shard_map`):
+    each device maps `fn` over its own rows, and with one row per device calls `fn` on it
+    directly. A vmap over one row compiles ~0.5 s slower and runs ~7% slower (CartPole
+    classic, 2-core CPU) than the unbatched program; the two agree to float rounding.
+    """
+    axis = rows.spec[0]
+
+    def spec(axes: Any) -> Any:
+        return jax.tree.map(lambda a: PartitionSpec(axis) if a == 0 else PartitionSpec(), axes)
+
+    def each_row(*args: Any) -> Any:
+        if plan.runs_per_device > 1:
+            return jax.vmap(fn, in_axes)(*args)
+        rows_only = [
+            jax.tree.map(lambda a, x: x if a is None else _first(x), axes, arg, is_leaf=_is_none)
+            for axes, arg in zip(in_axes, args, strict=True)
+        ]
+        return jax.tree.map(lambda x: x[None], fn(*rows_only))
+
+    specs = tuple(spec(axes) for axes in in_axes)
+    return jax.shard_map(
+        each_row, mesh=rows.mesh, in_specs=specs, out_specs=PartitionSpec(axis), check_vma=False
+    )
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _first(tree: Any) -> Any:
+    return jax.tree.map(lambda leaf: leaf[0], tree)
+
+
 def execute(
     program: TrainProgram,
     keys: jax.Array,
@@ -396,6 +430,7 @@ def execute(
     on_chunk: Callable[[Chunk], bool] | None = None,
     resume: Resume | None = None,
     offload_idle_batches: bool | None = None,
+    devices: list[jax.Device] | None = None,
 ) -> Outputs:
     """Run `train(keys[i], hparams[i])` for every row i; return the metrics and evals.
 
@@ -426,6 +461,8 @@ def execute(
             batches run (every chunk runs every batch, so all rows advance together).
             Default: on when there are several batches on an accelerator, where batches
             exist because the rows do not fit in device memory together (one process only).
+        devices: the devices to run on (default: every local device, or with several
+            processes every device of every process; a bridged program uses the first).
 
     Returns:
         `Outputs` with every row in order; padding rows dropped.
@@ -452,11 +489,13 @@ def execute(
             program_cache.save_estimate(base_name, bytes_per_run)
     if program.bridged:
         _check_bridged(resume)
+    if devices is None:
+        devices = jax.devices() if jax.process_count() > 1 else jax.local_devices()
     plan = plan_batches(
         num_runs,
         bytes_per_run,
         max_runs_per_device=None if program.bridged else max_runs_per_device,
-        devices=jax.local_devices()[:1] if program.bridged else None,
+        devices=devices[:1] if program.bridged else devices,
         device_bytes=device_bytes,
     )
     if program.bridged and plan.num_batches > 1:
@@ -466,7 +505,6 @@ def execute(
             "run them in one call: use fewer seeds or a smaller buffer_size"
         )
     say(plan.describe())
-    devices = jax.devices() if jax.process_count() > 1 else jax.local_devices()
     rows = row_sharding(devices[: plan.num_devices])
     replicated = NamedSharding(rows.mesh, PartitionSpec())
 
@@ -486,7 +524,7 @@ def execute(
     # the traced-program cache can serialise that, not optax's or gymnax's state classes.
     def init_rows(key_data: jax.Array, hp_leaves: tuple) -> list[jax.Array]:
         keys = jax.random.wrap_key_data(key_data, impl=impl)
-        state = jax.vmap(program.init, in_axes=(0, hp_axes))(keys, HParams(*hp_leaves))
+        state = map_rows(program.init, (0, hp_axes))(keys, HParams(*hp_leaves))
         return jax.tree.leaves(_keys_as_data(state))
 
     def chunk_rows(leaves: list, hp_leaves: tuple, periods: jax.Array) -> tuple:
@@ -496,7 +534,7 @@ def execute(
             jax.random.wrap_key_data(x, impl=impl) if _is_key(s) else x
             for x, s in zip(leaves, shape_leaves, strict=True)
         )
-        state, metrics, evals = jax.vmap(program.run_periods, in_axes=(0, hp_axes, None))(
+        state, metrics, evals = map_rows(program.run_periods, (0, hp_axes, None))(
             state, HParams(*hp_leaves), periods
         )
         return jax.tree.leaves(_keys_as_data(state)), metrics, evals, state.params
@@ -515,8 +553,12 @@ def execute(
 
     hps = [batch_hparams(index) for index in range(plan.num_batches)]
     first_keys = _place(key_rows[window(0)], rows)
+
     # Every output has a leading row axis; pinning it to `rows` keeps the state's layout
     # the same from one call to the next (XLA would replicate constant leaves otherwise).
+    def map_rows(fn: Callable, in_axes: tuple) -> Callable:
+        return jax.vmap(fn, in_axes) if program.bridged else _per_device(fn, in_axes, plan, rows)
+
     init_jit = jax.jit(init_rows, in_shardings=(rows, leaf_shardings), out_shardings=rows)
     chunk_jit = jax.jit(
         chunk_rows,

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import optax
 
 from purejaxdqn import buffer as replay
+from purejaxdqn import rng
 from purejaxdqn.config import DQNConfig, HParams
 from purejaxdqn.envs import make_env, vector_reset, vector_step
 from purejaxdqn.evaluate import make_evaluate
@@ -179,7 +180,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         return jnp.where(iteration < prefill, 1.0, scheduled)
 
     def init(key: jax.Array, hp: HParams) -> RunnerState:
-        net_key, env_key, loop_key, eval_key = jax.random.split(key, 4)
+        net_key, env_key, loop_key, eval_key = jax.random.split(rng.to_fast(key), 4)
         obs, env_state = vector_reset(spec, env_key, config.num_envs)
         params = network.init(net_key, obs)
         zeros = jnp.zeros((config.num_envs,), jnp.float32)
@@ -200,8 +201,8 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
             obs=obs,
             episode_return=zeros,
             episode_length=zeros.astype(jnp.int32),
-            key=loop_key,
-            eval_key=eval_key,
+            key=rng.from_fast(loop_key, like=key),
+            eval_key=rng.from_fast(eval_key, like=key),
         )
 
     def collect(
@@ -365,8 +366,13 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
     def run_periods(
         state: RunnerState, hparams: HParams, periods: jax.Array
     ) -> tuple[RunnerState, dict, dict]:
+        like = state.key  # the loop draws with FAST_THREEFRY: the same numbers, faster
+        state = state._replace(key=rng.to_fast(state.key), eval_key=rng.to_fast(state.eval_key))
         state, (metrics, evals) = jax.lax.scan(
             lambda s, p: period_step(s, p, hparams), state, periods
+        )
+        state = state._replace(
+            key=rng.from_fast(state.key, like), eval_key=rng.from_fast(state.eval_key, like)
         )
         return state, metrics, evals
 

@@ -35,11 +35,13 @@ def _run(script: str, env: dict[str, str] | None = None) -> dict:
 
 
 def test_sharded_seeds_match_single_device_run():
+    """jit(vmap) over sharded keys, and `execute` with one and two seeds per device."""
     result = _run(
         f"""
         import json, jax, numpy as np
-        from purejaxdqn import DQNConfig, make_train
+        from purejaxdqn import DQNConfig, make_train, make_train_program
         from purejaxdqn.devices import use_all_cpu_cores, seed_sharding
+        from purejaxdqn.parallel import execute
         assert use_all_cpu_cores() is False  # JAX_NUM_CPU_DEVICES is set: left alone
         config = {TINY}
         keys = jax.random.split(jax.random.key(3), 4)
@@ -58,16 +60,34 @@ def test_sharded_seeds_match_single_device_run():
             return jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)
 
         same = jax.tree.map(close, plain(one), plain(many))
+        # parallel.execute: one seed per device runs train directly, two are vmapped
+        program = make_train_program(config)
+        direct = execute(program, keys[:2], config.hparams())
+        mapped = execute(program, keys, config.hparams())
+        alone = execute(program, keys[:2], config.hparams(), devices=jax.devices()[:1])
         print(json.dumps({{
             "devices": len(jax.devices()),
             "used": len(many.metrics["loss"].sharding.device_set),
             "equal": all(jax.tree.leaves(same)),
             "odd": len(seed_sharding(3).device_set),
+            "layouts": [[o.plan.num_devices, o.plan.runs_per_device] for o in (direct, alone)],
+            "direct_equal": all(
+                close(direct.metrics[k], mapped.metrics[k][:2])
+                and close(direct.metrics[k], np.asarray(one.metrics[k])[:2])
+                for k in direct.metrics
+            ),
         }}))
         """,
         env={"JAX_NUM_CPU_DEVICES": "2"},
     )
-    assert result == {"devices": 2, "used": 2, "equal": True, "odd": 1}
+    assert result == {
+        "devices": 2,
+        "used": 2,
+        "equal": True,
+        "odd": 1,
+        "layouts": [[2, 1], [1, 2]],
+        "direct_equal": True,
+    }
 
 
 def test_compile_cache_serves_second_process(tmp_path):

@@ -1,0 +1,101 @@
+"""JAX's default PRNG (threefry-2x32), with its hash written out round by round.
+
+On CPU, JAX lowers the threefry hash as a loop of 5 steps (to compile faster). XLA:CPU
+runs each step as several small kernels, so every `split`, `uniform` or `randint` costs a
+loop of ~25 kernel launches, and the training loop draws random numbers ~10 times per
+iteration. `FAST_THREEFRY` is the same generator: key data, `split`, `fold_in` and random
+bits are bit for bit those of `jax.random.key` (with `jax_threefry_partitionable`, JAX's
+default), but the 20 rounds are straight-line code that XLA fuses into one kernel.
+`to_fast` and `from_fast` switch a key between the two without changing its data, so the
+training loop draws exactly the numbers it would draw with ordinary keys.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend.random import define_prng_impl, threefry_prng_impl
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_PARITY = np.uint32(0x1BD11BDA)
+
+
+def _rotate_left(x: jax.Array, bits: int) -> jax.Array:
+    return (x << np.uint32(bits)) | (x >> np.uint32(32 - bits))
+
+
+def threefry2x32_hash(
+    key1: jax.Array, key2: jax.Array, x1: jax.Array, x2: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Threefry-2x32 with 20 rounds on uint32 arrays (keys broadcast against counts)."""
+    schedule = (key1, key2, key1 ^ key2 ^ _PARITY)
+    x1, x2 = x1 + schedule[0], x2 + schedule[1]
+    for block in range(5):
+        for bits in _ROTATIONS[block % 2]:
+            x1 = x1 + x2
+            x2 = _rotate_left(x2, bits) ^ x1
+        x1 = x1 + schedule[(block + 1) % 3]
+        x2 = x2 + schedule[(block + 2) % 3] + np.uint32(block + 1)
+    return x1, x2
+
+
+def _counts(shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+    """High and low 32 bits of the row-major index of every element of `shape`."""
+    size = int(np.prod(shape, dtype=np.int64))
+    if size >= 2**32:
+        raise NotImplementedError(f"FAST_THREEFRY draws fewer than 2**32 values; got {shape}")
+    low = jnp.arange(size, dtype=jnp.uint32).reshape(shape)
+    return jnp.zeros(shape, jnp.uint32), low
+
+
+def _split(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    bits1, bits2 = threefry2x32_hash(key[0], key[1], *_counts(tuple(shape)))
+    return jax.lax.optimization_barrier(jnp.stack([bits1, bits2], axis=-1))
+
+
+def _fold_in(key: jax.Array, data: jax.Array) -> jax.Array:
+    data = jnp.asarray(data, jnp.uint32)
+    bits1, bits2 = threefry2x32_hash(key[0], key[1], jnp.zeros_like(data), data)
+    return jax.lax.optimization_barrier(jnp.stack([bits1, bits2]))
+
+
+def _random_bits(key: jax.Array, bit_width: int, shape: tuple[int, ...]) -> jax.Array:
+    bits1, bits2 = threefry2x32_hash(key[0], key[1], *_counts(tuple(shape)))
+    if bit_width == 64:
+        return (bits1.astype(jnp.uint64) << np.uint64(32)) | bits2.astype(jnp.uint64)
+    dtype = {8: jnp.uint8, 16: jnp.uint16, 32: jnp.uint32}[bit_width]
+    return (bits1 ^ bits2).astype(dtype)
+
+
+FAST_THREEFRY = define_prng_impl(
+    key_shape=(2,),
+    seed=threefry_prng_impl.seed,
+    split=_split,
+    random_bits=_random_bits,
+    fold_in=_fold_in,
+    name="threefry2x32_unrolled",
+    tag="fry_u",
+)
+
+
+def _is_default_threefry(key: jax.Array) -> bool:
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return False
+    return str(jax.random.key_impl(key)) == "threefry2x32"
+
+
+def to_fast(key: jax.Array) -> jax.Array:
+    """`key` as a `FAST_THREEFRY` key with the same data, if it is a typed key of JAX's
+    default threefry generator in its (default) partitionable mode; any other key as it is.
+    """
+    if not _is_default_threefry(key) or not jax.config.jax_threefry_partitionable:
+        return key
+    return jax.random.wrap_key_data(jax.random.key_data(key), impl=FAST_THREEFRY)
+
+
+def from_fast(key: jax.Array, like: jax.Array) -> jax.Array:
+    """`key` (from `to_fast(like)`) back in the generator of `like`, with the same data."""
+    if key.dtype == like.dtype:
+        return key
+    return jax.random.wrap_key_data(jax.random.key_data(key), impl=jax.random.key_impl(like))
