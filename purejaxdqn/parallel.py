@@ -350,8 +350,8 @@ def _memory_of(compiled: Any, rows: int) -> float | None:
         return None
     if analysis is None:
         return None
-    used = analysis.temp_size_in_bytes + analysis.output_size_in_bytes
-    return (used + analysis.argument_size_in_bytes) / rows
+    outputs = analysis.output_size_in_bytes - analysis.alias_size_in_bytes  # donated: shared
+    return (analysis.argument_size_in_bytes + outputs + analysis.temp_size_in_bytes) / rows
 
 
 def _is_key(leaf: Any) -> bool:

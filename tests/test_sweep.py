@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-from purejaxdqn import cli, make_train, sweep
+from purejaxdqn import cli, make_train, make_train_program, sweep
 from purejaxdqn.experiment import run_experiment
 from purejaxdqn.parallel import (
     CPU_BYTES_PER_DEVICE,
@@ -27,6 +27,7 @@ from purejaxdqn.parallel import (
     estimate_run_bytes,
     execute,
     plan_batches,
+    state_shapes,
 )
 from purejaxdqn.stats import bootstrap_ci, iqm, mean_rows
 
@@ -229,6 +230,19 @@ def test_estimate_counts_the_replay_buffer(tiny_train):
     big = estimate_run_bytes(make_train(big_config), big_config.hparams())
     obs_bytes = 4 * 4  # CartPole: 4 float32
     assert big - small >= 2 * 7 * TINY.buffer_size * obs_bytes
+
+
+def test_compiled_memory_counts_the_donated_state_once():
+    """The runner state is donated from chunk to chunk, so the compiled program's memory
+    holds one copy of the replay buffer, not an input and an output copy.
+    """
+    config = TINY.replace(buffer_size=2**16, eval_every=0)  # the buffer dominates the state
+    program = make_train_program(config)
+    keys = jax.random.split(jax.random.key(0), 1)
+    outputs = execute(program, keys, config.hparams())
+    shapes = jax.tree.leaves(state_shapes(program, config.hparams()))
+    state = sum(s.size * s.dtype.itemsize for s in shapes)
+    assert state <= outputs.compiled_bytes_per_run < 1.25 * state
 
 
 # --- the command line, on 1 device, 4 devices and 2 processes --------------------------------
