@@ -1,7 +1,8 @@
 """Shared pieces of the speed benchmarks: the classic config, timing, tables and results.
 
-Every speed script compiles and runs a program with `time_compiled`, which reports the
-compile time (trace + lower + compile) apart from the run time of the compiled program,
+purejaxdqn runs through `parallel.execute`, which times its compile apart from its run;
+other JAX programs (the reference implementations) are timed with `time_compiled`, which
+reports the compile time (trace + lower + compile) apart from the run time. Every script
 prints a markdown table with `markdown_table`, and saves its rows with `write_results`
 (JSON and CSV under `benchmarks/results/`, stamped with date, device and versions).
 """

@@ -1,10 +1,10 @@
 """Running many independent (key, hyperparameters) rows of `train` on every device.
 
-A row is one seed of one setting. `execute` runs rows as two compiled programs, a vmapped
-`init` and a vmapped `run_periods` called from a Python loop on equal-length chunks of log
-periods (the runner state donated from one call to the next; between chunks an `on_chunk`
-callback can show progress, log, checkpoint or stop the run), with the row axis sharded over
-a device mesh (`NamedSharding`, no `pmap`):
+A row is one seed of one setting. `execute` runs rows as two compiled programs, `init` and
+`run_periods` mapped over each device's rows, the latter called from a Python loop on
+equal-length chunks of log periods (the runner state donated from one call to the next;
+between chunks an `on_chunk` callback can show progress, log, checkpoint or stop the run),
+with the row axis sharded over a device mesh (`NamedSharding`, no `pmap`):
 
 - **Devices.** One process: the local devices (one per CPU core after
   `devices.use_all_cpu_cores()`, or the GPUs); at most one device per row. Several
@@ -392,7 +392,9 @@ def _per_device(fn: Callable, in_axes: tuple, plan: BatchPlan, rows: NamedShardi
     axis = rows.spec[0]
 
     def spec(axes: Any) -> Any:
-        return jax.tree.map(lambda a: PartitionSpec(axis) if a == 0 else PartitionSpec(), axes)
+        return jax.tree.map(
+            lambda a: PartitionSpec() if a is None else PartitionSpec(axis), axes, is_leaf=_is_none
+        )
 
     def each_row(*args: Any) -> Any:
         if plan.runs_per_device > 1:
@@ -520,6 +522,9 @@ def execute(
     leaf_shardings = tuple(rows if axis == 0 else replicated for axis in axes)
     one_row = HParams(*(np.asarray(leaf).ravel()[0] for leaf in hparams))
 
+    def map_rows(fn: Callable, in_axes: tuple) -> Callable:
+        return jax.vmap(fn, in_axes) if program.bridged else _per_device(fn, in_axes, plan, rows)
+
     # Between calls the runner state travels as a flat list of arrays (keys as key data):
     # the traced-program cache can serialise that, not optax's or gymnax's state classes.
     def init_rows(key_data: jax.Array, hp_leaves: tuple) -> list[jax.Array]:
@@ -553,12 +558,8 @@ def execute(
 
     hps = [batch_hparams(index) for index in range(plan.num_batches)]
     first_keys = _place(key_rows[window(0)], rows)
-
     # Every output has a leading row axis; pinning it to `rows` keeps the state's layout
     # the same from one call to the next (XLA would replicate constant leaves otherwise).
-    def map_rows(fn: Callable, in_axes: tuple) -> Callable:
-        return jax.vmap(fn, in_axes) if program.bridged else _per_device(fn, in_axes, plan, rows)
-
     init_jit = jax.jit(init_rows, in_shardings=(rows, leaf_shardings), out_shardings=rows)
     chunk_jit = jax.jit(
         chunk_rows,

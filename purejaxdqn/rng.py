@@ -2,7 +2,7 @@
 
 On CPU, JAX lowers the threefry hash as a loop of 5 steps (to compile faster). XLA:CPU
 runs each step as several small kernels, so every `split`, `uniform` or `randint` costs a
-loop of ~25 kernel launches, and the training loop draws random numbers ~10 times per
+loop of ~25 kernel launches, and the training loop draws random numbers ~8 times per
 iteration. `FAST_THREEFRY` is the same generator: key data, `split`, `fold_in` and random
 bits are bit for bit those of `jax.random.key` (with `jax_threefry_partitionable`, JAX's
 default), but the 20 rounds are straight-line code that XLA fuses into one kernel.
