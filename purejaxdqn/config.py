@@ -8,9 +8,7 @@ traced `HParams` pytree, so one compiled program serves every seed and every set
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -132,6 +130,13 @@ class DQNConfig:
     )
 
     def __post_init__(self) -> None:
+        # numpy scalars (np.int64(8), np.float32(0.5), np.bool_(True)) become Python ones, so
+        # a valid config compares, hashes and serialises to JSON like a hand-typed one.
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, _python_scalar(getattr(self, field.name)))
+        if isinstance(self.hidden_sizes, tuple):
+            sizes = tuple(_python_scalar(h) for h in self.hidden_sizes)
+            object.__setattr__(self, "hidden_sizes", sizes)
         validate(self)
 
     @property
@@ -176,13 +181,18 @@ class DQNConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DQNConfig:
-        """Inverse of `to_dict`; unknown keys raise."""
+        """Inverse of `to_dict`; unknown keys and values `DQNConfig` rejects raise ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"DQNConfig data of type {type(data).__name__} is not allowed: must be a dict "
+                "of field values"
+            )
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names, key=str)
         if unknown:
             raise ValueError(f"unknown DQNConfig fields {unknown}; allowed: {sorted(names)}")
         data = dict(data)
-        if "hidden_sizes" in data:
+        if isinstance(data.get("hidden_sizes"), list):  # JSON has lists, not tuples
             data["hidden_sizes"] = tuple(data["hidden_sizes"])
         return cls(**data)
 
@@ -230,9 +240,16 @@ def make_hparams(config: DQNConfig, **overrides: Any) -> HParams:
             )
         values["max_grad_norm"] = np.inf
     values.update(overrides)
-    arrays = {k: np.asarray(v, dtype=np.float32) for k, v in values.items()}
-    for name, value in arrays.items():
-        _check_range(name, value)
+    arrays = {}
+    for name, value in values.items():
+        try:
+            arrays[name] = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(
+                f"{name}={value!r} is not allowed: must be a number or an array of numbers, "
+                f"{_allowed_range(name)}"
+            ) from None
+        _check_range(name, arrays[name])
     return HParams(**{k: jax.numpy.asarray(v) for k, v in arrays.items()})
 
 
@@ -258,10 +275,13 @@ _RANGES: dict[str, tuple[float, float, bool, bool]] = {
 }
 
 
-def _interval(lo: float, hi: float, lo_closed: bool, hi_closed: bool) -> str:
-    left = "[" if lo_closed else "("
-    right = "]" if hi_closed else ")"
-    return f"{left}{lo:g}, {hi:g}{right}"
+def _allowed_range(name: str) -> str:
+    """The values traced hyperparameter `name` may take, in words: 'a finite value in (0, inf)'."""
+    lo, hi, lo_closed, hi_closed = _RANGES[name]
+    interval = f"{'[' if lo_closed else '('}{lo:g}, {hi:g}{']' if hi_closed else ')'}"
+    if hi_closed and math.isinf(hi):
+        return f"a value in {interval}"
+    return f"a finite value in {interval}"
 
 
 def _check_range(name: str, value: Any) -> None:
@@ -275,24 +295,88 @@ def _check_range(name: str, value: Any) -> None:
     bad = ~(above_lo & below_hi & finite)
     if np.any(bad):
         shown = (arr[bad].ravel()[0] if arr.ndim else arr).item()
-        allowed = _interval(lo, hi, lo_closed, hi_closed)
-        if not allow_inf:
-            allowed = f"a finite value in {allowed}"
-        raise ValueError(f"{name}={shown!r} is not allowed: must be {allowed}")
+        raise ValueError(f"{name}={shown!r} is not allowed: must be {_allowed_range(name)}")
 
 
-def _require_int(config: DQNConfig, name: str, minimum: int) -> int:
+def check_hparams(hparams: HParams, num_runs: int | None = None) -> HParams:
+    """Check hyperparameters built by hand, `HParams(...)`; return them unchanged.
+
+    `DQNConfig.hparams(...)` checks every value it builds, but the `train` function of
+    `make_train` takes any `HParams` as it is: a NaN, a negative learning rate or an
+    epsilon above 1 trains silently into garbage. Pass hand-built ones through this first:
+
+        train = jax.jit(make_train(config))
+        result = train(key, check_hparams(hp))
+        # one run per key, vmapped; leaves are scalars or hold one value per run:
+        keys = jax.random.split(key, 4)
+        jax.vmap(train, in_axes=(0, hparams_in_axes(hp)))(keys, check_hparams(hp, 4))
+
+    Call it outside `jax.jit`: it reads the values.
+
+    Args:
+        hparams: the hyperparameters to check.
+        num_runs: the number of runs `train` is vmapped over; when given, every leaf must
+            be a scalar (shared by all runs) or have shape `(num_runs,)`.
+
+    Raises:
+        ValueError: `hparams` is not an `HParams`, a leaf is not numeric (int or float), a
+            value leaves its allowed range (NaN included; the ranges of `DQNConfig`), or,
+            with `num_runs`, a leaf has another shape.
+    """
+    if not isinstance(hparams, HParams):
+        raise ValueError(
+            f"hparams of type {type(hparams).__name__} is not allowed: must be an HParams "
+            "(build it with config.hparams(...))"
+        )
+    for name, leaf in zip(HParams._fields, hparams, strict=True):
+        try:
+            dtype = np.asarray(leaf).dtype
+        except (TypeError, ValueError):  # e.g. a ragged list
+            dtype = np.dtype(object)
+        if not (
+            jax.numpy.issubdtype(dtype, np.floating) or jax.numpy.issubdtype(dtype, np.integer)
+        ):
+            raise ValueError(
+                f"hparams.{name}={leaf!r} is not allowed: must be a number or an array of "
+                f"numbers (int or float), {_allowed_range(name)}"
+            )
+        shape = np.shape(leaf)
+        if num_runs is not None and (len(shape) > 1 or (shape and shape[0] != num_runs)):
+            raise ValueError(
+                f"hparams.{name} with shape {shape} is not allowed: must be a scalar (shared "
+                f"by every seed) or have shape ({num_runs},), one value per seed"
+            )
+        _check_range(name, leaf)
+    return hparams
+
+
+def _python_scalar(value: Any) -> Any:
+    """`value` as a Python scalar if it is a numpy one (np.int64(3) -> 3), else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _require_number(config: DQNConfig, name: str, allowed: str) -> float:
+    """Field `name` as a float; raise ValueError saying `allowed` unless it is an int or float."""
     value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}={value!r} is not allowed: must be an integer >= {minimum}")
-    if value < minimum:
-        raise ValueError(f"{name}={value!r} is not allowed: must be an integer >= {minimum}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond the float range
+            pass
+    raise ValueError(f"{name}={value!r} is not allowed: must be a number (int or float), {allowed}")
+
+
+def _require_int(config: DQNConfig, name: str, minimum: int, or_none: bool = False) -> int:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        allowed = f"an integer >= {minimum}" + (", or None" if or_none else "")
+        raise ValueError(f"{name}={value!r} is not allowed: must be {allowed}")
     return int(value)
 
 
 def _require_choice(config: DQNConfig, name: str, choices: tuple[str, ...]) -> None:
     value = getattr(config, name)
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}={value!r} is not allowed: must be one of {list(choices)}")
 
 
@@ -380,47 +464,22 @@ def validate(config: DQNConfig) -> None:
             "positive integers"
         )
     if config.eval_max_steps is not None:
-        _require_int(config, "eval_max_steps", 1)
-    if config.solved_threshold is not None and not math.isfinite(config.solved_threshold):
-        raise ValueError(
-            f"solved_threshold={config.solved_threshold!r} is not allowed: must be finite or None"
-        )
+        _require_int(config, "eval_max_steps", 1, or_none=True)
+    if config.solved_threshold is not None:
+        threshold = _require_number(config, "solved_threshold", "finite, or None")
+        if not math.isfinite(threshold):
+            raise ValueError(
+                f"solved_threshold={config.solved_threshold!r} is not allowed: must be finite "
+                "or None"
+            )
     for name in ("double_q", "dueling", "anneal_lr"):
         if not isinstance(getattr(config, name), bool):
             raise ValueError(f"{name}={getattr(config, name)!r} is not allowed: must be a bool")
-    if not (math.isfinite(config.adam_eps) and config.adam_eps > 0):
+    adam_eps = _require_number(config, "adam_eps", "finite and > 0")
+    if not (math.isfinite(adam_eps) and adam_eps > 0):
         raise ValueError(f"adam_eps={config.adam_eps!r} is not allowed: must be finite and > 0")
     for name in HParams._fields:
-        value = getattr(config, name)
-        if name == "max_grad_norm" and value is None:
+        if name == "max_grad_norm" and config.max_grad_norm is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-            raise ValueError(f"{name}={value!r} is not allowed: must be a number")
-        _check_range(name, value)
-
-
-RUN_CONFIG_FILE = "config.json"
-
-
-def write_run_config(folder: str | Path, config: DQNConfig, num_seeds: int, seed: int) -> Path:
-    """Write `<folder>/config.json`: `config.to_dict()` plus `num_seeds` and `seed`."""
-    path = Path(folder) / RUN_CONFIG_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {**config.to_dict(), "num_seeds": int(num_seeds), "seed": int(seed)}
-    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-    return path
-
-
-def read_run_config(folder: str | Path) -> tuple[DQNConfig, int, int]:
-    """The config, number of seeds and base seed of a run folder (its config.json).
-
-    Raises:
-        FileNotFoundError: the folder has no config.json.
-        ValueError: the file holds unknown fields or values `DQNConfig` rejects.
-    """
-    path = Path(folder) / RUN_CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder} has no {RUN_CONFIG_FILE}: not a purejaxdqn run folder")
-    data = json.loads(path.read_text())
-    num_seeds, seed = int(data.pop("num_seeds", 1)), int(data.pop("seed", 0))
-    return DQNConfig.from_dict(data), num_seeds, seed
+        or_none = ", or None" if name == "max_grad_norm" else ""
+        _check_range(name, _require_number(config, name, _allowed_range(name) + or_none))

@@ -10,7 +10,11 @@ x seeds.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import math
+import numbers
+from typing import Any
 
 from purejaxdqn import bridge
 from purejaxdqn.config import DQNConfig
@@ -187,17 +191,51 @@ PRESETS.update(
 )
 
 
-def config_for(env_id: str) -> DQNConfig:
-    """The starting config for `env_id`: its preset, the Pong preset for any other Atari
-    id, else the `DQNConfig` defaults (the classic CartPole settings) with that id.
-    """
-    if env_id in PRESETS:
-        return PRESETS[env_id]
+ATARI_PRESET = "PongNoFrameskip-v4"
+
+
+def _is_atari(env_id: str) -> bool:
+    """Whether `env_id` is an Atari game with DQN's frame preprocessing (a frame stack)."""
     target = bridge.target_of(env_id)
-    if target is not None and target.train_options.get("stack_num"):
-        atari = PRESETS["PongNoFrameskip-v4"]
-        return atari.replace(env_id=env_id, solved_threshold=None)
-    return DQNConfig(env_id=env_id)
+    return target is not None and bool(target.train_options.get("stack_num"))
+
+
+def _preset_name(env_id: str) -> str | None:
+    """The preset `config_for(env_id)` starts from, or None for the `DQNConfig` defaults."""
+    if env_id in PRESETS:
+        return env_id
+    if _is_atari(env_id):
+        return ATARI_PRESET
+    task = env_id.removeprefix(bridge.GYMNASIUM_PREFIX).removeprefix(bridge.ENVPOOL_PREFIX)
+    if task in PRESETS and not _is_atari(task):  # a raw, unstacked Atari game is no match
+        return task
+    return None
+
+
+def config_for(env_id: str) -> DQNConfig:
+    """The starting config for `env_id`: its preset; the preset of the same task for a
+    bridged id (`gymnasium:CartPole-v1`, `envpool:LunarLander-v3`); the Pong preset for any
+    other Atari id; else the `DQNConfig` defaults (the classic CartPole settings). The
+    env_id is always `env_id`.
+    """
+    name = _preset_name(env_id)
+    if name is None:
+        return DQNConfig(env_id=env_id)
+    if name == env_id:
+        return PRESETS[name]
+    if name == ATARI_PRESET and _is_atari(env_id):  # Pong's solved score fits Pong only
+        return PRESETS[name].replace(env_id=env_id, solved_threshold=None)
+    return PRESETS[name].replace(env_id=env_id)
+
+
+def describe_start(env_id: str) -> str:
+    """Which starting point `config_for(env_id)` uses, in words (for the CLI to print)."""
+    name = _preset_name(env_id)
+    if name is None:
+        return f"no preset for {env_id}: DQNConfig defaults (the classic CartPole DQN settings)"
+    if name == ATARI_PRESET and name != env_id:
+        return f"preset {name} (shared by every Atari game; solved_threshold unset)"
+    return f"preset {name}"
 
 
 def get_preset(name: str) -> DQNConfig:
@@ -207,3 +245,100 @@ def get_preset(name: str) -> DQNConfig:
         hint = f" (did you mean {close}?)" if close else ""
         raise ValueError(f"preset={name!r} is not known{hint}; presets: {sorted(PRESETS)}")
     return PRESETS[name]
+
+
+# Fields whose values `adapt` computes with; when one is not a positive integer it adapts
+# nothing and lets `DQNConfig` reject the value.
+_COUNTS = ("num_envs", "train_freq", "num_log_points", "total_timesteps", "buffer_size")
+
+
+def adapt(base: DQNConfig, given: dict[str, Any]) -> tuple[DQNConfig, list[str]]:
+    """`base` with the fields in `given` applied, adjusting the others so the result is valid.
+
+    `base` is the preset (or defaults) a command starts from and `given` the `DQNConfig`
+    fields its user typed. Where the combination would be rejected, fields the user did not
+    give are adjusted (`given` ones never are, except `total_timesteps`, rounded):
+
+    1. `buffer_size`: the multiple of num_envs nearest to it, at least num_envs * train_freq.
+    2. `batch_size`: at most buffer_size.
+    3. `total_timesteps`: the nearest positive multiple of num_envs * train_freq *
+       num_log_points (ties up), unless all four were given.
+    4. `eval_every`: the divisor of num_log_points nearest to it (ties: the smaller).
+    5. `learning_starts`: 10% of total_timesteps, rounded down to whole iterations.
+    6. `target_update_interval`: at least one iteration, num_envs * train_freq.
+
+    The Python API stays strict: `DQNConfig` and `.replace` never adapt.
+
+    Returns:
+        The config and one note per adjusted field: what, from, to and why.
+
+    Raises:
+        ValueError: an unknown field, or a value or combination of given values that
+            `DQNConfig` rejects.
+    """
+    names = {f.name for f in dataclasses.fields(DQNConfig)}
+    unknown = sorted(set(given) - names, key=str)
+    if unknown:
+        raise ValueError(f"unknown DQNConfig fields {unknown}; allowed: {sorted(names)}")
+    values = {**{name: getattr(base, name) for name in names}, **given}
+    if not all(_is_count(values[name]) for name in _COUNTS):
+        return base.replace(**given), []  # raises, naming the field
+    changed: dict[str, int] = {}
+    notes: list[str] = []
+
+    def change(name: str, new: int, why: str) -> None:
+        notes.append(f"{name} {values[name]} -> {new}: {why}")
+        values[name] = changed[name] = new
+
+    envs, freq, points = values["num_envs"], values["train_freq"], values["num_log_points"]
+    per_iter = envs * freq
+    iteration = f"num_envs * train_freq = {envs} * {freq} = {per_iter}"
+    buffer = values["buffer_size"]
+    if "buffer_size" not in given and (buffer % envs or buffer < per_iter):
+        change(
+            "buffer_size",
+            max(_nearest_multiple(buffer, envs), per_iter),
+            f"must be a multiple of num_envs = {envs} and at least {iteration}",
+        )
+    buffer = values["buffer_size"]
+    if "batch_size" not in given and values["batch_size"] > buffer:
+        change("batch_size", buffer, f"must be <= buffer_size = {buffer}")
+    per_log = per_iter * points
+    strict = {"total_timesteps", "num_envs", "train_freq", "num_log_points"} <= set(given)
+    if values["total_timesteps"] % per_log and not strict:
+        change(
+            "total_timesteps",
+            max(_nearest_multiple(values["total_timesteps"], per_log), per_log),
+            "must be a multiple of num_envs * train_freq * num_log_points = "
+            f"{envs} * {freq} * {points} = {per_log}",
+        )
+    every = values["eval_every"]
+    if "eval_every" not in given and _is_count(every) and points % every:
+        nearest = min(_divisors(points), key=lambda d: (abs(d - every), d))
+        change("eval_every", nearest, f"must divide num_log_points = {points} (nearest divisor)")
+    total = values["total_timesteps"]
+    if "learning_starts" not in given and values["learning_starts"] >= total:
+        change(
+            "learning_starts",
+            total // 10 // per_iter * per_iter,
+            f"must be < total_timesteps = {total}; 10% of the run, in whole iterations",
+        )
+    if "target_update_interval" not in given and values["target_update_interval"] < per_iter:
+        change("target_update_interval", per_iter, f"must be >= one iteration, {iteration}")
+    return base.replace(**{**given, **changed}), notes
+
+
+def _is_count(value: Any) -> bool:
+    """Whether `value` is an int >= 1 (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def _nearest_multiple(value: int, step: int) -> int:
+    """The multiple of `step` nearest to `value`; ties go up."""
+    return (value + step // 2) // step * step
+
+
+def _divisors(n: int) -> list[int]:
+    """The divisors of `n` >= 1, in increasing order."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted({*small, *(n // d for d in small)})

@@ -2,13 +2,16 @@
 before anything is compiled."""
 
 import dataclasses
+import json
 import math
+import re
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from purejaxdqn import DQNConfig, get_preset, make_train
-from purejaxdqn.config import HParams
+from purejaxdqn.config import HParams, check_hparams
 
 BASE = dict(num_envs=4, total_timesteps=4000, buffer_size=1000, learning_starts=100)
 
@@ -101,3 +104,133 @@ def test_hparams_overrides_are_checked_elementwise():
     with pytest.raises(ValueError, match="max_grad_norm override"):
         DQNConfig(max_grad_norm=None).hparams(max_grad_norm=1.0)
     assert math.isinf(float(DQNConfig(max_grad_norm=None).hparams().max_grad_norm))
+
+
+GOOD = DQNConfig(**BASE)
+_NOT_A_NUMBER = ["abc", "0.5", True, float("nan"), float("-inf"), [0.5], 1j, 10**400, np.array(0.5)]
+_NOT_AN_INT = ["8", 2.5, 8.0, True, float("nan"), float("inf"), [8], np.float64(8.0), -1]
+# Wrongly typed or out-of-range values per annotation of a DQNConfig field.
+BAD_VALUES = {
+    "str": [1, None, b"CartPole-v1", ["CartPole-v1"], ""],
+    "int": [None, *_NOT_AN_INT],
+    "int | None": _NOT_AN_INT,
+    "float": [None, *_NOT_A_NUMBER],
+    "float | None": _NOT_A_NUMBER,
+    "bool": [1, 0, "True", None, np.int64(1), 1.0],
+    "tuple[int, ...]": [[64], 64, "64", None, (64.0,), (True,), ((64,),), (0,), (np.float32(8),)],
+}
+
+
+def _bad_field_values():
+    return [
+        (field.name, value)
+        for field in dataclasses.fields(DQNConfig)
+        for value in BAD_VALUES[field.type]
+    ]
+
+
+@pytest.mark.parametrize(
+    "name, value", _bad_field_values(), ids=[f"{n}={v!r:.24}" for n, v in _bad_field_values()]
+)
+def test_every_field_rejects_wrongly_typed_values(name, value):
+    prefix = f"{name}={value!r} is not allowed: must be "
+    # numpy scalars are shown as Python ones: np.float64(8.0) as 8.0
+    pattern = "^" + (re.escape(prefix) if "np." not in repr(value) else f"{name}=")
+    with pytest.raises(ValueError, match=pattern):
+        DQNConfig(**{**BASE, name: value})
+    with pytest.raises(ValueError, match=pattern):
+        GOOD.replace(**{name: value})
+    if isinstance(value, list) and name == "hidden_sizes":
+        return  # config.json holds hidden_sizes as a list
+    with pytest.raises(ValueError, match=f"^{name}="):
+        DQNConfig.from_dict({**GOOD.to_dict(), name: value})
+
+
+def test_every_field_has_bad_values():
+    assert {field.type for field in dataclasses.fields(DQNConfig)} <= set(BAD_VALUES)
+    assert {name for name, _ in _bad_field_values()} == {
+        f.name for f in dataclasses.fields(DQNConfig)
+    }
+
+
+def test_numpy_scalars_are_accepted_as_python_values():
+    config = DQNConfig(
+        env_id=np.str_("CartPole-v1"),
+        num_envs=np.int64(4),
+        total_timesteps=np.int32(4000),
+        buffer_size=np.uint16(1000),
+        learning_starts=np.int64(100),
+        learning_rate=np.float32(1e-3),
+        gamma=np.float64(0.9),
+        adam_eps=np.float32(1e-6),
+        max_grad_norm=np.int64(5),
+        solved_threshold=np.float16(100),
+        double_q=np.bool_(True),
+        loss=np.str_("huber"),
+        hidden_sizes=(np.int64(32), np.int32(16)),
+        eval_max_steps=np.int64(50),
+    )
+    for field in dataclasses.fields(config):
+        assert not isinstance(getattr(config, field.name), np.generic), field.name
+    assert config.hidden_sizes == (32, 16) and type(config.hidden_sizes[0]) is int
+    assert config.num_envs == 4 and config.double_q is True and config.gamma == 0.9
+    assert DQNConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_from_dict_rejects_what_is_not_a_dict_of_fields():
+    with pytest.raises(ValueError, match=r"DQNConfig data of type list is not allowed"):
+        DQNConfig.from_dict([1, 2])
+    with pytest.raises(ValueError, match=r"unknown DQNConfig fields \[1, 'lr'\]"):
+        DQNConfig.from_dict({1: 2, "lr": 1.0})
+
+
+def test_hparams_overrides_must_be_numbers():
+    with pytest.raises(ValueError, match=r"^learning_rate='abc' is not allowed: must be a number"):
+        DQNConfig().hparams(learning_rate="abc")
+    with pytest.raises(ValueError, match=r"^gamma=\[0.9, \[0.5\]\] is not allowed"):
+        DQNConfig().hparams(gamma=[0.9, [0.5]])
+
+
+def test_check_hparams_returns_valid_hparams_unchanged():
+    hp = DQNConfig().hparams()
+    assert check_hparams(hp) is hp
+    by_hand = HParams(1e-3, 0.99, 1.0, 1.0, 0.05, 0.5, 1.0, np.inf, 0)
+    assert check_hparams(by_hand) is by_hand
+    swept = hp._replace(learning_rate=jnp.array([1e-3, 3e-4, 1e-4]))
+    assert check_hparams(swept, num_runs=3) is swept
+    assert check_hparams(swept) is swept
+
+
+@pytest.mark.parametrize(
+    "changes, pattern",
+    [
+        ({"learning_rate": float("nan")}, r"^learning_rate=nan .*finite value in \(0, inf\)"),
+        ({"learning_rate": -1e-3}, r"^learning_rate=-0.001 is not allowed"),
+        ({"gamma": np.float32(1.5)}, r"^gamma=1.5 .*\[0, 1\]"),
+        ({"tau": np.array([0.5, 0.0])}, r"^tau=0.0 .*\(0, 1\]"),
+        ({"eval_epsilon": jnp.array([0.1, jnp.nan])}, r"^eval_epsilon=nan "),
+        ({"max_grad_norm": -np.inf}, r"^max_grad_norm=-inf .*a value in \(0, inf\]"),
+        (
+            {"learning_rate": "abc"},
+            r"^hparams.learning_rate='abc' is not allowed: must be a number",
+        ),
+        ({"gamma": None}, r"^hparams.gamma=None is not allowed"),
+        ({"gamma": True}, r"^hparams.gamma=True is not allowed"),
+        ({"gamma": jnp.array([True])}, r"^hparams.gamma=.* is not allowed"),
+        ({"gamma": 1j}, r"^hparams.gamma=1j is not allowed"),
+        ({"gamma": [0.9, [0.5]]}, r"^hparams.gamma=\[0.9, \[0.5\]\] is not allowed"),
+    ],
+)
+def test_check_hparams_rejects_bad_values(changes, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        check_hparams(DQNConfig().hparams()._replace(**changes))
+
+
+def test_check_hparams_checks_type_and_shapes():
+    with pytest.raises(ValueError, match=r"^hparams of type dict is not allowed"):
+        check_hparams({"learning_rate": 1e-3})
+    hp = DQNConfig().hparams(learning_rate=np.array([1e-3, 3e-4, 1e-4]))
+    with pytest.raises(ValueError, match=r"^hparams.learning_rate with shape \(3,\) .*\(2,\)"):
+        check_hparams(hp, num_runs=2)
+    with pytest.raises(ValueError, match=r"^hparams.gamma with shape \(2, 1\) is not allowed"):
+        check_hparams(hp._replace(gamma=np.full((2, 1), 0.9)), num_runs=3)
