@@ -1,6 +1,6 @@
 """purejaxdqn: vectorized, high-throughput Deep Q-Networks in JAX."""
 
-from purejaxdqn.config import DQNConfig, HParams, hparams_in_axes, make_hparams
+from purejaxdqn.config import DQNConfig, HParams, check_hparams, hparams_in_axes, make_hparams
 from purejaxdqn.policy import Policy, evaluate_policy, load_policy, render_policy
 from purejaxdqn.presets import PRESETS, get_preset
 from purejaxdqn.train import RunnerState, TrainProgram, TrainResult, make_train, make_train_program
@@ -13,6 +13,7 @@ __all__ = [
     "RunnerState",
     "TrainProgram",
     "TrainResult",
+    "check_hparams",
     "evaluate_policy",
     "get_preset",
     "hparams_in_axes",

@@ -25,8 +25,13 @@ options and sets `handler`, which `main` calls with the parsed arguments. `eval`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import difflib
+import importlib.metadata
 import json
+import re
+import signal
 import sys
 import types
 import typing
@@ -37,22 +42,36 @@ from typing import Any
 
 import jax
 
-from purejaxdqn import checkpoint, plot, policy, sweep
+from purejaxdqn import checkpoint, plot, policy, program_cache, rng, sweep
 from purejaxdqn.bridge import is_bridged
 from purejaxdqn.checkpoint import Checkpointer
-from purejaxdqn.config import DQNConfig, HParams, read_run_config, write_run_config
+from purejaxdqn.config import DQNConfig, HParams
 from purejaxdqn.devices import initialize_distributed, use_all_cpu_cores
+from purejaxdqn.envs import check_env_id
 from purejaxdqn.experiment import (
+    ResultsNotWritten,
     built_before,
     enable_compile_cache,
+    format_diverged,
     format_summary,
     lazy_program,
     run_experiment,
     write_run,
 )
-from purejaxdqn.monitor import Monitor, ProgressDisplay, SignalGuard
+from purejaxdqn.monitor import Interrupted, Monitor, ProgressDisplay, SignalGuard
 from purejaxdqn.parallel import state_shapes
-from purejaxdqn.presets import PRESETS, config_for, get_preset
+from purejaxdqn.presets import PRESETS, adapt, config_for, describe_start, get_preset
+from purejaxdqn.rundir import (
+    SUMMARY_FILE,
+    FolderError,
+    RunFolder,
+    RunRecord,
+    new_run_id,
+    prepare_folder,
+    read_record,
+    unique_folder,
+    write_record,
+)
 from purejaxdqn.tensorboard import TensorBoardWriter
 from purejaxdqn.train import make_train
 
@@ -121,6 +140,29 @@ def optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
     parse_optional.__name__ = f"optional_{parse.__name__}"
     return parse_optional
+
+
+def parse_positive_int(text: str) -> int:
+    """An integer >= 1 (argparse names the option in its message)."""
+    value = parse_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: must be an integer >= 1")
+    return value
+
+
+def parse_seed(text: str) -> int:
+    """A seed: an integer in [0, 2**64)."""
+    try:
+        return rng.check_seed(parse_int(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def parse_path(text: str) -> Path:
+    """A file or folder path; an empty one is refused (it would mean the working folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty: give a folder name")
+    return Path(text).expanduser()
 
 
 def parse_num_seeds(text: str) -> int:
@@ -284,22 +326,31 @@ def _add_run_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--seed",
         metavar="N",
-        type=parse_int,
+        type=parse_seed,
         default=argparse.SUPPRESS,
-        help="base seed; seed i uses jax.random.split(jax.random.key(seed), N)[i] (default: 0).",
+        help="base seed, an integer in [0, 2**64); seed i uses "
+        "jax.random.split(jax.random.key(seed), N)[i] (default: 0).",
     )
     parser.add_argument(
         "--output-dir",
         metavar="DIR",
-        type=Path,
-        default=None,
-        help="results folder (default: runs/<env>-<YYYYmmdd-HHMMSS>).",
+        type=parse_path,
+        default=argparse.SUPPRESS,
+        help="results folder: new or empty (default: runs/<env>-<YYYYmmdd-HHMMSS>, made "
+        "unique). A folder holding another run's results is refused unless --overwrite.",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="delete the results and checkpoints of the run already in --output-dir first "
+        "(other files there are kept).",
     )
     parser.add_argument(
         "--compile-cache",
         metavar="DIR",
-        type=Path,
-        default=None,
+        type=parse_path,
+        default=argparse.SUPPRESS,
         help="persistent XLA compilation cache folder: a later run of the same config and "
         "seed count loads the compiled program instead of compiling (default: off, or "
         "$JAX_COMPILATION_CACHE_DIR).",
@@ -308,11 +359,20 @@ def _add_run_options(parser: argparse.ArgumentParser, what: str) -> None:
         "--max-runs-per-device",
         metavar="N|auto|none",
         type=parse_max_runs,
-        default="auto",
+        default=argparse.SUPPRESS,
         help="cap on runs (seeds x settings) per device per compiled call; more run as "
         "sequential batches of one program. auto: on CPU 8, fewer for runs over 25 MB "
         "(aggregate throughput falls past that), memory only on accelerators; none: memory "
         "only (default: auto).",
+    )
+    parser.add_argument(
+        "--layout-independent",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="run one seed per device per compiled call (--max-runs-per-device 1), so that "
+        "each seed's result is exactly its single-run result for any number of devices and "
+        "seeds on the same kind of machine; otherwise the layout changes float rounding, "
+        "which RL amplifies (throughput cost: benchmarks/README.md).",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors.")
     hosts = parser.add_argument_group(
@@ -360,42 +420,46 @@ def _add_train_command(subparsers: Any) -> None:
     keep.add_argument(
         "--tensorboard",
         metavar="DIR",
-        type=Path,
-        default=None,
+        type=parse_path,
+        default=argparse.SUPPRESS,
         help="write TensorBoard scalars (IQM/mean/min/max across seeds of training and "
         "eval return, loss, Q, epsilon, steps/s) to DIR; needs purejaxdqn[tensorboard].",
     )
     keep.add_argument(
         "--tensorboard-per-seed",
         action="store_true",
+        default=argparse.SUPPRESS,
         help="also write each seed's return, loss and eval return.",
     )
     keep.add_argument(
         "--checkpoint-every",
         metavar="N",
-        type=parse_num_seeds,
-        default=None,
+        type=parse_positive_int,
+        default=argparse.SUPPRESS,
         help="save a checkpoint (every seed's full runner state) every N log points and at "
         "the end, in OUTPUT_DIR/checkpoints (default: only when stopped by a signal).",
     )
     keep.add_argument(
         "--keep-checkpoints",
         metavar="N",
-        type=parse_num_seeds,
-        default=3,
+        type=parse_positive_int,
+        default=argparse.SUPPRESS,
         help="how many of the latest checkpoints to keep (default: 3).",
     )
     keep.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        type=Path,
+        type=parse_path,
         default=None,
-        help="continue the run in RUN_DIR from its latest checkpoint, with its config, "
-        "seeds and folder; it ends bit for bit where an uninterrupted run would.",
+        help="continue the run in RUN_DIR from its newest intact checkpoint, with its "
+        "config, seeds, folder, device layout and run options (--checkpoint-every, "
+        "--tensorboard, ...: give one to change it); it ends bit for bit where an "
+        "uninterrupted run would. A finished run is left as it is.",
     )
     keep.add_argument(
         "--stop-when-solved",
         action="store_true",
+        default=argparse.SUPPRESS,
         help="end the run once every seed's greedy evaluation has reached "
         "--solved-threshold (the preset's by default).",
     )
@@ -426,7 +490,7 @@ def _add_sweep_command(subparsers: Any) -> None:
     parser.add_argument(
         "--num-samples",
         metavar="N",
-        type=parse_num_seeds,
+        type=parse_positive_int,
         default=None,
         help="random search: N settings sampled from the ranges and lists given (drawn "
         "with --seed).",
@@ -436,11 +500,23 @@ def _add_sweep_command(subparsers: Any) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> DQNConfig:
-    """The `DQNConfig` a parsed `train` or `sweep` command asks for: its preset plus the
-    options given (in `sweep`, traced hyperparameters given one value each).
+    """The `DQNConfig` a parsed `train` or `sweep` command asks for (see `start_config`)."""
+    return start_config(args)[0]
+
+
+def start_config(args: argparse.Namespace) -> tuple[DQNConfig, list[str]]:
+    """The `DQNConfig` a parsed `train` or `sweep` command asks for, and what was adapted.
+
+    It starts from the preset (`--preset`, else the one for `--env`, see
+    `presets.describe_start`) and applies the options given (in `sweep`, traced
+    hyperparameters given one value each). Fields the user did not give are adapted where
+    the options given make the preset's values invalid (`presets.adapt`: the nearest valid
+    total, a compatible eval_every, ...); the notes say what changed and why. Options that
+    contradict each other stay errors.
 
     Raises:
-        ValueError: unknown preset, or a value `DQNConfig` rejects (message names the field).
+        ValueError: unknown environment or preset (checked first), or a value `DQNConfig`
+            rejects (the message names the field).
     """
     swept = sweep_space_from_args(args)
     given = {
@@ -449,18 +525,16 @@ def config_from_args(args: argparse.Namespace) -> DQNConfig:
         if name not in swept
     }
     env_id = given.get("env")
+    if env_id is not None:
+        check_env_id(env_id)  # before any check computed from the wrong preset
     preset = given.get("preset")
-    if preset is None:
-        preset = env_id or DEFAULT_ENV
-        base = config_for(preset)
-    else:
-        base = get_preset(preset)
+    base = config_for(env_id or DEFAULT_ENV) if preset is None else get_preset(preset)
     changes = {f.name: given[f.name] for f in dataclasses.fields(DQNConfig) if f.name in given}
     if env_id is not None:
         changes["env_id"] = env_id
     if is_bridged(changes.get("env_id", base.env_id)) and "env_seed" not in given:
         changes["env_seed"] = given.get("seed", 0)  # --seed moves the simulators too
-    return base.replace(**changes)
+    return adapt(base, changes)
 
 
 def sweep_space_from_args(args: argparse.Namespace) -> dict[str, list[float] | sweep.Range]:
@@ -511,18 +585,25 @@ def _join_processes(args: argparse.Namespace) -> None:
         )
 
 
+def _silent(message: str) -> None:
+    """The `say` of a quiet process."""
+
+
 def _say(args: argparse.Namespace) -> Callable[[str], None]:
     """Print a message, unless --quiet or this is not process 0."""
+    if args.quiet or jax.process_index() != 0:
+        return _silent
 
     def say(message: str) -> None:
-        if not args.quiet and jax.process_index() == 0:
-            print(message, flush=True)
+        print(message, flush=True)
 
     return say
 
 
 def _start(
-    args: argparse.Namespace, config: DQNConfig | None = None
+    args: argparse.Namespace,
+    config: DQNConfig | None = None,
+    options: dict[str, Any] | None = None,
 ) -> tuple[DQNConfig, Callable[[str], None]]:
     """Join a multi-process run if asked, build and check the config, print its diff.
 
@@ -531,16 +612,25 @@ def _start(
     """
     _join_processes(args)
     say = _say(args)
-    if args.compile_cache is not None:
-        enable_compile_cache(args.compile_cache)
+    cache = (options or {}).get("compile_cache")
+    if cache is not None:
+        try:
+            enable_compile_cache(program_cache.prepare_directory(cache))
+        except ValueError as error:
+            raise CommandError(f"argument --compile-cache: {error}") from error
+    notes = []
     try:
-        config = config_from_args(args) if config is None else config
+        if config is None:
+            config, notes = start_config(args)
+            say(f"starting from {describe_start(getattr(args, 'preset', None) or config.env_id)}")
         if not built_before(config):  # a cached program was built from a checked config
             make_train(config)  # environment checks (unknown id, action space)
     except ImportError as error:  # a bridged env whose optional extra is missing
         raise CommandError(str(error)) from error
     except ValueError as error:
         raise CommandError(_name_option(str(error))) from error
+    for note in notes:
+        print(f"adapted to the options given: {note}", file=sys.stderr)
 
     diff = config_diff(config)
     say("config (differences from DQNConfig defaults):")
@@ -552,115 +642,269 @@ def _start(
     return config, say
 
 
-_RESUME_KEEPS = ("env", "preset", "num_seeds", "seed")  # present in args only when given
+# Run-level options: how a run is watched and laid out, not what it computes. A run's
+# config.json keeps them (`run_options`), so `--resume` runs on as the run started unless
+# one is given again. Their parsers default to SUPPRESS, so `args` has only those given.
+RUN_OPTION_DEFAULTS: dict[str, Any] = {
+    "checkpoint_every": None,
+    "keep_checkpoints": 3,
+    "tensorboard": None,
+    "tensorboard_per_seed": False,
+    "stop_when_solved": False,
+    "max_runs_per_device": "auto",
+    "layout_independent": False,
+    "compile_cache": None,
+}
+_RESUME_KEEPS = ("env", "preset", "num_seeds", "seed", "output_dir", "overwrite")
+
+EXIT_DIVERGED = 3  # results written; at least one seed's loss, Q-values or parameters went NaN/inf
+EXIT_NOT_WRITTEN = 4  # some result files could not be written (disk full, permissions)
 
 
-def _resume_point(args: argparse.Namespace) -> tuple[DQNConfig, int, int, Any]:
-    """The config, seeds and `parallel.Resume` of `--resume RUN_DIR`."""
+def run_options(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run-level options of a command: those given, else `stored` (a resumed run's),
+    else the defaults; paths as strings (JSON-ready).
+    """
+    stored = stored or {}
+    options = {}
+    for name, default in RUN_OPTION_DEFAULTS.items():
+        value = getattr(args, name, stored.get(name, default))
+        options[name] = str(value) if isinstance(value, Path) else value
+    return options
+
+
+def _max_runs(options: dict[str, Any]) -> int | str | None:
+    return 1 if options["layout_independent"] else options["max_runs_per_device"]
+
+
+def _claim(folder: Path, **kwargs: Any) -> Any:
+    """`rundir.RunFolder(folder, ...)` in process 0 (the one that writes), else nothing."""
+    if jax.process_index() != 0:
+        return contextlib.nullcontext()
+    return RunFolder(folder, **kwargs)
+
+
+def _guarded(run: Callable[[argparse.Namespace, SignalGuard], int], args: Any, what: str) -> int:
+    """`run(args, guard)` under a `SignalGuard` that stops at once until `run` starts
+    computing (it calls `guard.defer`); such a stop exits 128 + the signal, saying so.
+    """
+    with SignalGuard(defer=False) as guard:
+        try:
+            return run(args, guard)
+        except Interrupted as stop:
+            print(
+                f"stopped by {stop} before {what} started: nothing was computed, and no "
+                "checkpoint or results were written",
+                file=sys.stderr,
+            )
+            return 128 + stop.signum
+        except FolderError as error:
+            raise CommandError(str(error)) from error
+
+
+def _train(args: argparse.Namespace) -> int:
+    return _guarded(_resume if args.resume is not None else _new_run, args, "training")
+
+
+def _new_run(args: argparse.Namespace, guard: SignalGuard) -> int:
+    options = run_options(args)
+    config, say = _start(args, options=options)
+    num_seeds, seed = getattr(args, "num_seeds", 1), getattr(args, "seed", 0)
+    output_dir = getattr(args, "output_dir", None) or unique_folder(
+        default_output_dir(config.env_id)
+    )
+    _check_watch_options(options, config)
+    overwrite = getattr(args, "overwrite", False)
+    with _claim(output_dir, overwrite=overwrite, what="--output-dir") as folder:
+        run_id = new_run_id()
+        if folder is not None:
+            write_record(output_dir, RunRecord(config, num_seeds, seed, run_id, options))
+        try:
+            return _run(say, config, num_seeds, seed, Path(output_dir), run_id, options, guard)
+        except Interrupted:
+            if folder is not None:
+                folder.discard()
+            raise
+
+
+def _resume(args: argparse.Namespace, guard: SignalGuard) -> int:
     config_names = {f.name for f in dataclasses.fields(DQNConfig)}
     given = sorted(name for name in vars(args) if name in config_names or name in _RESUME_KEEPS)
-    given += ["output_dir"] if args.output_dir is not None else []
     if given:
         raise CommandError(
             f"--resume takes the config, seeds and folder from RUN_DIR; drop "
             f"{', '.join(option_name(name) for name in given)}"
         )
-    try:
-        config, num_seeds, seed = read_run_config(args.resume)
-    except (OSError, ValueError) as error:
-        raise CommandError(f"--resume {args.resume}: {error}") from error
-    program, _ = lazy_program(config)
-    try:
-        point = checkpoint.restore(args.resume, state_shapes(program, config.hparams()))
-    except ValueError as error:
-        raise CommandError(f"--resume {args.resume}: {error}") from error
-    return config, num_seeds, seed, point
+    folder_path = args.resume
+    with _claim(folder_path, resume=True, what="--resume") as folder:
+        try:
+            record = read_record(folder_path)
+        except (OSError, ValueError) as error:
+            raise CommandError(f"--resume {folder_path}: {error}") from error
+        finished = finished_run(folder_path, record)
+        if finished is not None:
+            _say(args)(f"{folder_path}: {finished}; nothing to do (its results are unchanged)")
+            return 0
+        options = run_options(args, record.options)
+        config, say = _start(args, record.config, options)
+        _check_watch_options(options, config)
+        program, _ = lazy_program(config)
+        try:
+            point = checkpoint.restore(
+                folder_path,
+                state_shapes(program, config.hparams()),
+                expected=checkpoint.identity(record.run_id, config, record.num_seeds, record.seed),
+            )
+        except ValueError as error:
+            raise CommandError(f"--resume {folder_path}: {error}") from error
+        for line in point.skipped:
+            print(f"warning: {line}; skipped", file=sys.stderr)
+        if folder is not None and options != record.options:
+            write_record(folder_path, dataclasses.replace(record, options=options))
+        say(
+            f"resuming {folder_path} from {point.path} "
+            f"({point.resume.periods_done} log points done)"
+        )
+        return _run(
+            say, config, record.num_seeds, record.seed, folder_path, record.run_id, options,
+            guard, point,
+        )  # fmt: skip
 
 
-def _monitor(
-    args: argparse.Namespace,
-    config: DQNConfig,
-    num_seeds: int,
-    seed: int,
-    output_dir: Path,
-    guard: SignalGuard,
-) -> Monitor:
-    """The `Monitor` the train options ask for (progress, TensorBoard, checkpoints)."""
+def finished_run(folder: Path, record: RunRecord) -> str | None:
+    """Why the run in `folder` needs no resume (it ended, or stopped once solved), or None."""
+    try:
+        summary = json.loads((folder / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if summary.get("run_id") != record.run_id:
+        return None
+    if summary.get("stop_reason") == "solved":
+        return f"finished: every seed solved the task at {summary['env_steps_done']:,} env steps"
+    if not summary.get("stopped_early", True):
+        return f"finished: all {summary['env_steps_done']:,} env steps done"
+    return None
+
+
+def _check_watch_options(options: dict[str, Any], config: DQNConfig) -> None:
+    """Option combinations a run cannot honour, before anything compiles."""
     threshold = config.solved_threshold
-    if args.stop_when_solved and (threshold is None or not config.num_evals):
+    if options["stop_when_solved"] and (threshold is None or not config.num_evals):
         raise CommandError(
             "--stop-when-solved needs --solved-threshold (this config has "
             f"{threshold}) and greedy evaluation (--eval-every > 0; it is {config.eval_every})"
         )
-    single = jax.process_count() == 1
-    bridged = is_bridged(config.env_id)
-    if bridged and (args.checkpoint_every or args.resume):
+    if is_bridged(config.env_id) and options["checkpoint_every"]:
         raise CommandError(
             f"--checkpoint-every and --resume are not available for {config.env_id}: a "
             "bridged simulator's state lives outside JAX and cannot be checkpointed"
         )
-    if not single and (args.checkpoint_every or args.resume or args.tensorboard):
+    if jax.process_count() > 1 and (options["checkpoint_every"] or options["tensorboard"]):
         raise CommandError(
             "--checkpoint-every, --resume and --tensorboard run in a single process only"
         )
-    writer = None
-    if args.tensorboard is not None:
+    if options["tensorboard"] is not None:
         try:
-            writer = TensorBoardWriter(args.tensorboard, per_seed=args.tensorboard_per_seed)
+            prepare_folder(options["tensorboard"], "TensorBoard folder")
+        except ValueError as error:
+            raise CommandError(f"argument --tensorboard: {error}") from error
+
+
+def _monitor(
+    options: dict[str, Any],
+    config: DQNConfig,
+    run_identity: dict[str, Any],
+    output_dir: Path,
+    guard: SignalGuard,
+    quiet: bool,
+) -> Monitor:
+    """The `Monitor` the run options ask for (progress, TensorBoard, checkpoints)."""
+    writer = None
+    if options["tensorboard"] is not None:
+        try:
+            writer = TensorBoardWriter(
+                options["tensorboard"], per_seed=options["tensorboard_per_seed"]
+            )
         except ImportError as error:
             raise CommandError(str(error)) from error
         writer.write_text("config", json.dumps(config.to_dict(), indent=2))
     progress = None
-    if not args.quiet and jax.process_index() == 0:
+    if not quiet and jax.process_index() == 0:
         progress = ProgressDisplay(config.env_id, config.total_timesteps)
+    checkpointer = None
+    if jax.process_count() == 1 and not is_bridged(config.env_id):
+        checkpointer = Checkpointer(output_dir, run_identity, keep=options["keep_checkpoints"])
     return Monitor(
         progress=progress,
         tensorboard=writer,
-        checkpointer=(
-            Checkpointer(output_dir, config, num_seeds, seed, keep=args.keep_checkpoints)
-            if single and not bridged
-            else None
-        ),
-        checkpoint_every=args.checkpoint_every,
-        stop_threshold=threshold if args.stop_when_solved else None,
+        checkpointer=checkpointer,
+        checkpoint_every=options["checkpoint_every"],
+        stop_threshold=config.solved_threshold if options["stop_when_solved"] else None,
         guard=guard,
     )
 
 
-def _train(args: argparse.Namespace) -> int:
-    resume = None
-    if args.resume is not None:
-        config, num_seeds, seed, point = _resume_point(args)
-        config, say = _start(args, config)
-        output_dir, resume = args.resume, point.resume
-        say(f"resuming {output_dir} from {point.path} ({resume.periods_done} log points done)")
-    else:
-        config, say = _start(args)
-        num_seeds, seed = getattr(args, "num_seeds", 1), getattr(args, "seed", 0)
-        output_dir = args.output_dir or default_output_dir(config.env_id)
-    with SignalGuard() as guard:
-        monitor = _monitor(args, config, num_seeds, seed, output_dir, guard)
-        if jax.process_index() == 0:
-            write_run_config(output_dir, config, num_seeds, seed)  # a killed run can resume
-        try:
-            experiment = run_experiment(
-                config,
-                num_seeds,
-                seed,
-                max_runs_per_device=args.max_runs_per_device,
-                progress=say,
-                on_chunk=monitor,
-                resume=resume,
-            )
-        except ValueError as error:  # environment checks, the memory preflight
-            raise CommandError(_name_option(str(error))) from error
-        finally:
-            monitor.close()
+def _run(
+    say: Callable[[str], None],
+    config: DQNConfig,
+    num_seeds: int,
+    seed: int,
+    output_dir: Path,
+    run_id: str,
+    options: dict[str, Any],
+    guard: SignalGuard,
+    point: checkpoint.Checkpoint | None = None,
+) -> int:
+    """Train (or continue) a run, write its results, print the summary; the exit status."""
+    identity = checkpoint.identity(run_id, config, num_seeds, seed)
+    monitor = _monitor(options, config, identity, output_dir, guard, quiet=say is _silent)
+    layout = (point.manifest.get("layout") or {}) if point is not None else {}
+    if layout.get("device_kind") not in (None, jax.devices()[0].device_kind):
+        print(
+            f"warning: the run began on {layout['device_kind']} devices and continues on "
+            f"{jax.devices()[0].device_kind}: its results will differ in rounding from an "
+            "uninterrupted run",
+            file=sys.stderr,
+        )
+    try:
+        experiment = run_experiment(
+            config,
+            num_seeds,
+            seed,
+            max_runs_per_device=_max_runs(options),
+            progress=say,
+            on_chunk=monitor,
+            on_start=guard.defer,
+            resume=None if point is None else point.resume,
+            runs_per_device=layout.get("runs_per_device"),
+            num_devices=layout.get("num_devices"),
+            run_id=run_id,
+        )
+    except ValueError as error:  # environment checks, the memory preflight, the layout
+        raise CommandError(_name_option(str(error))) from error
+    except KeyboardInterrupt:
+        where = monitor.last_checkpoint or "none"
+        print(
+            f"interrupted at once by a second signal; latest checkpoint: {where}",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGINT
+    finally:
+        monitor.close()
+    experiment.summary["stop_reason"] = monitor.stop_reason
+    status = 0
     if jax.process_index() == 0:
-        folder = write_run(experiment, output_dir)
-        say("")
-        say(format_summary(experiment.summary))
-        say(f"results written to {folder}")
+        try:
+            folder = write_run(experiment, output_dir)
+        except ResultsNotWritten as error:
+            print(f"{PROG}: error: {error}", file=sys.stderr)
+            status = EXIT_NOT_WRITTEN
+        else:
+            say("")
+            say(format_summary(experiment.summary))
+            say(f"results written to {folder}")
+    if monitor.checkpoint_error is not None:
+        print(f"warning: {monitor.checkpoint_error}", file=sys.stderr)
     if monitor.last_checkpoint is not None:
         say(f"checkpoint: {monitor.last_checkpoint}")
     if monitor.stop_reason == "solved":
@@ -673,15 +917,28 @@ def _train(args: argparse.Namespace) -> int:
             f"continue with: {PROG} train --resume {output_dir}"
             if monitor.last_checkpoint is not None
             else "no checkpoint (bridged simulators cannot be resumed)"
+            if is_bridged(config.env_id)
+            else "no checkpoint could be written"
         )
         steps = experiment.summary["env_steps_done"]
         print(f"stopped by {monitor.stop_reason} at {steps:,} env steps; {how}", file=sys.stderr)
         return 128 + int(guard.received or 0)
-    return 0
+    if status == 0 and experiment.summary.get("num_diverged"):
+        print(
+            f"{PROG}: {format_diverged(experiment.summary)}; exit status {EXIT_DIVERGED}",
+            file=sys.stderr,
+        )
+        status = EXIT_DIVERGED
+    return status
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    config, say = _start(args)
+    return _guarded(_run_sweep, args, "the sweep")
+
+
+def _run_sweep(args: argparse.Namespace, guard: SignalGuard) -> int:
+    options = run_options(args)
+    config, say = _start(args, options=options)
     space = sweep_space_from_args(args)
     try:
         if args.num_samples is not None:
@@ -694,35 +951,66 @@ def _sweep(args: argparse.Namespace) -> int:
                     "(random search); give a comma list for a grid"
                 )
             settings = sweep.grid(space)
-        num_seeds, seed = getattr(args, "num_seeds", 1), getattr(args, "seed", 0)
+    except ValueError as error:
+        raise CommandError(_name_option(str(error))) from error
+    num_seeds, seed = getattr(args, "num_seeds", 1), getattr(args, "seed", 0)
+    output_dir = getattr(args, "output_dir", None) or unique_folder(
+        default_output_dir(f"sweep-{config.env_id}")
+    )
+    overwrite = getattr(args, "overwrite", False)
+    with _claim(output_dir, overwrite=overwrite, what="--output-dir") as folder:
         say(f"{len(settings)} setting(s) x {num_seeds} seed(s)")
         display = None
         if not args.quiet and jax.process_index() == 0:
             display = ProgressDisplay(f"sweep {config.env_id}", config.total_timesteps)
+        monitor = Monitor(progress=display, guard=guard)
         try:
             result = sweep.run(
                 config,
                 settings,
                 num_seeds,
                 seed,
-                max_runs_per_device=args.max_runs_per_device,
+                max_runs_per_device=_max_runs(options),
                 progress=say,
-                on_chunk=None if display is None else Monitor(progress=display),
+                on_chunk=monitor,
+                on_start=guard.defer,
             )
+        except ValueError as error:
+            raise CommandError(_name_option(str(error))) from error
+        except Interrupted:
+            if folder is not None:
+                folder.discard()
+            raise
         finally:
             if display is not None:
                 display.close()
-    except ValueError as error:
-        raise CommandError(_name_option(str(error))) from error
-    output_dir = args.output_dir or default_output_dir(f"sweep-{config.env_id}")
-    if jax.process_index() == 0:
-        folder = sweep.write_sweep(result, output_dir)
-        say("")
-        say(sweep.format_ranking(result.ranking))
-        say(
-            f"compile {result.compile_seconds:.1f} s, run {result.run_seconds:.1f} s; "
-            f"results written to {folder}"
+        if jax.process_index() == 0:
+            try:
+                sweep.write_sweep(result, output_dir)
+            except ResultsNotWritten as error:
+                print(f"{PROG}: error: {error}", file=sys.stderr)
+                return EXIT_NOT_WRITTEN
+            say("")
+            say(sweep.format_ranking(result.ranking))
+            say(
+                f"compile {result.compile_seconds:.1f} s, run {result.run_seconds:.1f} s; "
+                f"results written to {output_dir}"
+            )
+    if monitor.stop_reason is not None:
+        print(
+            f"stopped by {monitor.stop_reason}: partial results (every setting up to the same "
+            "env step) written; sweeps have no checkpoints",
+            file=sys.stderr,
         )
+        return 128 + int(guard.received or 0)
+    diverged = [row for row in result.ranking if row.get("num_diverged")]
+    if diverged:
+        print(
+            f"{PROG}: {len(diverged)} of {len(result.ranking)} settings had diverged seeds "
+            f"(ranked last, marked in the table); exit status {EXIT_DIVERGED}",
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED
     return 0
 
 
@@ -735,6 +1023,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Vectorized, high-throughput Deep Q-Networks in JAX.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"{PROG} {importlib.metadata.version(PROG)}"
+    )
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     subparsers.required = True
     _add_train_command(subparsers)
@@ -745,17 +1036,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-inf(inity)?$", re.IGNORECASE)
+
+
+def join_negative_values(argv: Sequence[str]) -> list[str]:
+    """`--option -1e-3` as `--option=-1e-3`: argparse reads a value that starts with '-' and
+    is not a plain number (an exponent, -inf) as an option, not as the option's value.
+    """
+    joined: list[str] = []
+    for token in argv:
+        previous = joined[-1] if joined else ""
+        if _NUMBER.match(token) and previous.startswith("--") and "=" not in previous:
+            joined[-1] = f"{previous}={token}"
+        else:
+            joined.append(token)
+    return joined
+
+
+def _unknown(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """The error for arguments `parser` does not know, with the closest option for each."""
+    known = [o for action in parser._actions for o in action.option_strings]
+    hints = []
+    for extra in extras:
+        name = extra.split("=", 1)[0]
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if name.startswith("-") and close:
+            hints.append(f"{name} (did you mean {close[0]}?)")
+        else:
+            hints.append(extra)
+    return f"unrecognized arguments: {' '.join(hints)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `purejaxdqn` command line; returns the exit status.
 
     User errors (bad option values, unknown environment or preset, values `DQNConfig`
     rejects) print `purejaxdqn: error: <message>` and exit with status 2, before anything
-    compiles.
+    compiles. Exit statuses: 0 done; 2 bad input; 3 results written but a seed diverged
+    (NaN/inf); 4 some result files could not be written; 128 + N stopped by signal N.
     """
     parser = build_parser()
     if argv is None:  # the real command line: this process is ours, use every core
         use_all_cpu_cores()
-    args = parser.parse_args(argv)
+        argv = sys.argv[1:]
+    if not argv:
+        parser.print_help(sys.stderr)
+        return 2
+    args, extras = parser.parse_known_args(join_negative_values(argv))
+    if extras:
+        args.parser.error(_unknown(args.parser, extras))
     try:
         return args.handler(args)
     except CommandError as error:

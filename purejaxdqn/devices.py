@@ -12,6 +12,7 @@ by side; on GPU/TPU the same sharding spreads seeds over the accelerators.
 from __future__ import annotations
 
 import os
+import warnings
 
 import jax
 import numpy as np
@@ -32,7 +33,8 @@ def use_all_cpu_cores() -> bool:
 
     Leaves things alone when `JAX_NUM_CPU_DEVICES` or XLA's
     `--xla_force_host_platform_device_count` is already set. Must run before JAX
-    initialises its backends (before the first array is created); later it does nothing.
+    initialises its backends (before the first array is created); later it warns and does
+    nothing.
 
     Returns:
         True if the device count was set by this call.
@@ -44,6 +46,14 @@ def use_all_cpu_cores() -> bool:
     try:
         jax.config.update("jax_num_cpu_devices", available_cores())
     except RuntimeError:  # backends already initialised: too late to change
+        if available_cores() > len(jax.devices("cpu")):
+            warnings.warn(
+                "use_all_cpu_cores() came after JAX started (an array was already made), so "
+                f"it keeps {len(jax.devices('cpu'))} CPU device(s) for {available_cores()} "
+                "cores: call it first thing, or set JAX_NUM_CPU_DEVICES",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return False
     return True
 

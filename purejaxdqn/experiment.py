@@ -13,9 +13,11 @@ from __future__ import annotations
 import csv
 import functools
 import importlib.metadata
+import io
 import json
 import math
 import platform
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +26,22 @@ from typing import Any
 import jax
 import numpy as np
 
-from purejaxdqn import bridge, program_cache
-from purejaxdqn.config import DQNConfig, HParams, write_run_config
+from purejaxdqn import bridge, program_cache, rng
+from purejaxdqn.config import DQNConfig, HParams, check_hparams
 from purejaxdqn.parallel import BatchPlan, Chunk, Outputs, Resume, execute
 from purejaxdqn.policy import save_params
+from purejaxdqn.rundir import (
+    RUN_CONFIG_FILE,
+    SUMMARY_FILE,
+    RunFolder,
+    RunRecord,
+    new_run_id,
+    read_record,
+    write_atomic,
+    write_record,
+)
 from purejaxdqn.stats import iqm
-from purejaxdqn.train import TrainProgram, make_train_program
+from purejaxdqn.train import NONFINITE_METRIC, TrainProgram, make_train_program
 
 _VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "gymnax", "numpy", "purejaxdqn")
 
@@ -55,6 +67,7 @@ class Experiment:
         plan: how the seeds were laid out over devices and sequential batches.
         params: the online-network parameters at the end, leaves (num_seeds, ...); None
             for an experiment assembled without them.
+        run_id: the run's id (`rundir.new_run_id`), recorded in its folder and checkpoints.
     """
 
     config: DQNConfig
@@ -67,6 +80,7 @@ class Experiment:
     summary: dict[str, Any]
     plan: BatchPlan | None = None
     params: Any = None
+    run_id: str | None = None
 
 
 def check_num_seeds(num_seeds: Any) -> int:
@@ -76,22 +90,6 @@ def check_num_seeds(num_seeds: Any) -> int:
     if num_seeds < 1:
         raise ValueError(f"num_seeds={num_seeds!r} is not allowed: must be an integer >= 1")
     return int(num_seeds)
-
-
-def _check_hparams(hparams: HParams, num_seeds: int) -> None:
-    """Check that every batched leaf of `hparams` has one value per seed."""
-    if not isinstance(hparams, HParams):
-        raise ValueError(
-            f"hparams of type {type(hparams).__name__} is not allowed: must be an HParams "
-            "(build it with config.hparams(...))"
-        )
-    for name, leaf in zip(HParams._fields, hparams, strict=True):
-        shape = np.shape(leaf)
-        if len(shape) > 1 or (len(shape) == 1 and shape[0] != num_seeds):
-            raise ValueError(
-                f"hparams.{name} with shape {shape} is not allowed: must be a scalar (shared "
-                f"by every seed) or have shape ({num_seeds},), one value per seed"
-            )
 
 
 def enable_compile_cache(directory: str | Path) -> None:
@@ -116,10 +114,14 @@ def run_experiment(
     env_params: Any = None,
     *,
     max_runs_per_device: int | str | None = "auto",
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | bool | None = None,
     on_chunk: Callable[[Chunk], bool] | None = None,
+    on_start: Callable[[], None] | None = None,
     periods_per_chunk: int | None = None,
     resume: Resume | None = None,
+    runs_per_device: int | None = None,
+    num_devices: int | None = None,
+    run_id: str | None = None,
 ) -> Experiment:
     """Train `config` on `num_seeds` seeds at once: a vmapped `init` program, then a
     vmapped program run on chunks of log periods (`parallel.execute`).
@@ -128,27 +130,38 @@ def run_experiment(
     accelerators, on CPU over the cores when `devices.use_all_cpu_cores()` ran at start-up
     (the `purejaxdqn` command does), and over every process's devices after
     `jax.distributed.initialize`. A memory preflight splits them into sequential batches
-    when they do not all fit (and on CPU past `max_runs_per_device`). Results do not depend
-    on the layout.
+    when they do not all fit (and on CPU past `max_runs_per_device`). The layout changes
+    float rounding, and RL amplifies rounding: with `max_runs_per_device=1` every seed's
+    result is exactly its single-run result for any device count and seed count on the
+    same kind of machine (`layout_independent` in the summary).
 
     Args:
         config: the run configuration.
         num_seeds: number of independent seeds, an integer >= 1.
-        seed: base seed; the per-seed keys are `jax.random.split(jax.random.key(seed),
-            num_seeds)`.
+        seed: base seed, an integer in [0, 2**64); the per-seed keys are
+            `jax.random.split(rng.seed_key(seed), num_seeds)` (`seed_key` is
+            `jax.random.key` below 2**32).
         hparams: traced hyperparameters (default `config.hparams()`, shared by every seed).
-            A leaf of shape (num_seeds,) gives each seed its own value.
+            A leaf of shape (num_seeds,) gives each seed its own value. Range-checked like
+            `config.hparams(...)`.
         env: optional gymnax-style environment object, passed to `make_train`.
         env_params: its params, passed to `make_train`.
         max_runs_per_device: cap on seeds per device per compiled call (see
             `parallel.plan_batches`): an integer, "auto" or None (memory only).
-        progress: optional callback receiving one-line progress messages (e.g. `print`).
+        progress: True prints progress messages and a progress bar (a line per few log
+            points when stderr is not a terminal) to stderr; or a callback receiving the
+            one-line messages (e.g. `print`); None/False: silent.
         on_chunk: called after every compiled chunk of log periods with a
             `parallel.Chunk` (progress bars, logging, checkpoints); returning True stops
             the run there. The results are the same bit for bit however it is chunked.
+        on_start: called once compiled, before the first step (see `parallel.execute`).
         periods_per_chunk: log periods per compiled call (default: 1 with `on_chunk`,
             else all).
         resume: continue from a `parallel.Resume` (a checkpoint) instead of starting.
+        runs_per_device: keep exactly this many seeds per device (a resume keeps its
+            run's layout); see `parallel.execute`.
+        num_devices: use at most this many local devices (default: all of them).
+        run_id: the run's id (default: a new one).
 
     Returns:
         The `Experiment`, with outputs and final parameters as numpy arrays (the rest of
@@ -159,27 +172,57 @@ def run_experiment(
             rejects, or a run too large for the device; all raised before compiling.
     """
     num_seeds = check_num_seeds(num_seeds)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed={seed!r} is not allowed: must be an integer")
-    seed = int(seed)
+    seed = rng.check_seed(seed)
     hparams = config.hparams() if hparams is None else hparams
-    _check_hparams(hparams, num_seeds)
-    say = progress or (lambda message: None)
+    check_hparams(hparams, num_seeds)
+    say, on_chunk, display = _progress(progress, on_chunk, config)
 
     program, program_key = lazy_program(config, env, env_params)
     say(f"compiling {num_seeds} seed(s) of {config.env_id}...")
-    outputs = execute(
-        program,
-        jax.random.split(jax.random.key(seed), num_seeds),
-        hparams,
-        max_runs_per_device=max_runs_per_device,
-        progress=say,
-        program_key=program_key,
-        on_chunk=on_chunk,
-        periods_per_chunk=periods_per_chunk,
-        resume=resume,
-    )
-    return experiment_from(config, num_seeds, seed, outputs)
+    try:
+        outputs = execute(
+            program,
+            jax.random.split(rng.seed_key(seed), num_seeds),
+            hparams,
+            max_runs_per_device=max_runs_per_device,
+            progress=say,
+            program_key=program_key,
+            on_chunk=on_chunk,
+            on_start=on_start,
+            periods_per_chunk=periods_per_chunk,
+            resume=resume,
+            runs_per_device=runs_per_device,
+            devices=None if num_devices is None else jax.local_devices()[:num_devices],
+        )
+    finally:
+        if display is not None:
+            display.close()
+    return experiment_from(config, num_seeds, seed, outputs, run_id=run_id or new_run_id())
+
+
+def _progress(
+    progress: Callable[[str], None] | bool | None,
+    on_chunk: Callable[[Chunk], bool] | None,
+    config: DQNConfig,
+) -> tuple[Callable[[str], None], Callable[[Chunk], bool] | None, Any]:
+    """The message callback, the chunk callback and the progress display (or None) that
+    `run_experiment`'s `progress` asks for; `progress=True` shows the display after every
+    chunk and then calls `on_chunk`.
+    """
+    if progress is not True:
+        return progress or (lambda message: None), on_chunk, None
+    from purejaxdqn.monitor import ProgressDisplay
+
+    display = ProgressDisplay(config.env_id, config.total_timesteps)
+
+    def show_then_watch(chunk: Chunk) -> bool:
+        display(chunk)
+        return bool(on_chunk(chunk)) if on_chunk is not None else False
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    return say, show_then_watch, display
 
 
 def lazy_program(
@@ -222,6 +265,7 @@ def experiment_from(
     outputs: Outputs,
     rows: slice = slice(None),
     compile_seconds: float | None = None,
+    run_id: str | None = None,
 ) -> Experiment:
     """The `Experiment` of `rows` of `outputs` (`num_seeds` runs of `config`), summarised.
 
@@ -244,6 +288,7 @@ def experiment_from(
         * config.iterations_per_log_point
         * config.steps_per_iteration,
     )
+    summary["run_id"] = run_id
     summary["layout"] = layout_of(outputs.plan)
     summary["program_cache"] = outputs.program_cache
     summary["watch_seconds"] = outputs.watch_seconds
@@ -260,6 +305,7 @@ def experiment_from(
         params=(
             None if outputs.params is None else jax.tree.map(lambda x: x[rows], outputs.params)
         ),
+        run_id=run_id,
     )
 
 
@@ -271,6 +317,10 @@ def layout_of(plan: BatchPlan) -> dict[str, Any]:
         "num_batches": plan.num_batches,
         "estimated_bytes_per_run": plan.bytes_per_run,
         "processes": jax.process_count(),
+        "device_kind": jax.devices()[0].device_kind,
+        # one run per device: each seed's result is its single-run result, whatever the
+        # device and seed counts (on the same kind of machine)
+        "layout_independent": plan.runs_per_device == 1,
     }
 
 
@@ -331,6 +381,9 @@ def summarise(
     missing (None) return makes the IQM and mean None and counts as not solved.
     `solved_env_steps` gives, per seed, the env step of the first greedy evaluation whose
     mean return reached the threshold (None: never, or no threshold or evaluation).
+    `diverged_env_steps` gives, per seed, the env step at which its loss, Q-values or
+    parameters first became non-finite (None: never); a diverged seed's final return is
+    None (its policy acts on NaN Q-values), so divergence is never averaged away.
 
     Args:
         config: the run configuration.
@@ -352,7 +405,11 @@ def summarise(
     else:
         final = np.asarray(metrics["episode_return"])[:, -1]
         source = "training_episodes"
-    final_returns = [json_scalar(v) for v in final]
+    diverged = diverged_steps(metrics)
+    final_returns = [
+        None if diverged and diverged[k] is not None else json_scalar(v)
+        for k, v in enumerate(final)
+    ]
     as_floats = np.array([math.nan if v is None else v for v in final_returns], np.float64)
     threshold = config.solved_threshold
     fraction_solved = None
@@ -379,12 +436,28 @@ def summarise(
         "solved_threshold": None if threshold is None else float(threshold),
         "fraction_solved": fraction_solved,
         "solved_env_steps": solved_steps,
+        "diverged_env_steps": diverged,
+        "num_diverged": None if diverged is None else sum(s is not None for s in diverged),
         "compile_seconds": float(compile_seconds),
         "run_seconds": float(run_seconds),
         "env_steps_per_second": steps_per_second,
         "device": device_description(),
         "versions": package_versions(),
     }
+
+
+def diverged_steps(metrics: Mapping[str, np.ndarray]) -> list[int | None] | None:
+    """Per seed, the env step at which its loss, Q-values or parameters first became
+    non-finite (None: never); None for metrics without the divergence flag.
+    """
+    flags = metrics.get(NONFINITE_METRIC)
+    if flags is None:
+        return None
+    steps = []
+    for row in np.asarray(flags):
+        hits = row[row >= 0]
+        steps.append(int(hits[0]) if hits.size else None)
+    return steps
 
 
 def first_solved_steps(evals: Mapping[str, np.ndarray], threshold: float) -> list[int | None]:
@@ -403,67 +476,147 @@ def _csv_cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _write_long_csv(
-    path: Path, columns: list[str], data: Mapping[str, np.ndarray], num_seeds: int
-) -> None:
+def _long_csv(columns: list[str], data: Mapping[str, np.ndarray], num_seeds: int) -> str:
     """One row per (seed, index along axis 1) of the (num_seeds, n) arrays in `data`."""
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["seed", *columns])
-        if not data:
-            return
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["seed", *columns])
+    if data:
         length = np.shape(data[columns[0]])[1]
         for seed in range(num_seeds):
             for index in range(length):
                 writer.writerow([seed, *(_csv_cell(data[c][seed, index]) for c in columns)])
+    return text.getvalue()
 
 
-def write_run(experiment: Experiment, output_dir: str | Path) -> Path:
+def _json_text(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+class ResultsNotWritten(OSError):
+    """Some result files could not be written (a full disk, permissions).
+
+    Attributes:
+        folder: the run folder.
+        saved: names of the files that were written.
+        failed: (name, error) of every file that was not.
+    """
+
+    def __init__(self, folder: Path, saved: list[str], failed: list[tuple[str, OSError]]):
+        self.folder, self.saved, self.failed = folder, saved, failed
+        reasons = "; ".join(f"{folder / name}: {error.strerror or error}" for name, error in failed)
+        super().__init__(
+            f"could not write {reasons}; saved: {', '.join(saved) or 'nothing'} in {folder}"
+        )
+
+
+def write_run(experiment: Experiment, output_dir: str | Path, *, overwrite: bool = False) -> Path:
     """Write one run folder: config.json, metrics.csv, evals.csv, summary.json and
     (when the experiment has them) params.msgpack.
 
-    - `config.json`: `config.to_dict()` plus `num_seeds` and `seed`.
-    - `params.msgpack`: every seed's final online-network parameters
-      (`policy.load_policy` reads them back).
+    - `config.json`: `config.to_dict()` plus `num_seeds`, `seed` and `run_id` (kept as it
+      is when the folder already records this run, e.g. with the command's run options).
     - `metrics.csv`: one row per (seed, log point): `seed, env_steps`, then every other
       metric in name order.
     - `evals.csv`: one row per (seed, evaluation): `seed, env_steps, return, length`
       (only the header when evaluation is disabled).
     - `summary.json`: `experiment.summary`.
+    - `params.msgpack`: every seed's final online-network parameters
+      (`policy.load_policy` reads them back).
 
     `seed` in the CSVs is the seed's index, 0 to num_seeds - 1. NaN is an empty cell in the
-    CSVs and null in JSON. The folder is created if needed; files in it are overwritten.
+    CSVs and null in JSON. The small files are written first, each atomically (a reader
+    never sees half a file), and a failure on one does not stop the others.
+
+    Args:
+        experiment: what `run_experiment` returned.
+        output_dir: the folder, created if needed. It must be new, empty, or this run's own
+            (its config.json has `experiment.run_id`). It is locked while being written.
+        overwrite: delete another run's files (results, checkpoints) there first.
 
     Returns:
         The folder, as a `Path`.
+
+    Raises:
+        rundir.FolderError: the folder holds another run, or is in use by another process.
+        ResultsNotWritten: some files could not be written; the message names them, why,
+            and what was saved.
     """
     folder = Path(output_dir)
-    write_run_config(folder, experiment.config, experiment.num_seeds, experiment.seed)
+    own = _records_run(folder, experiment.run_id)
+    with RunFolder(folder, overwrite=overwrite, resume=own, what="output folder"):
+        return write_run_files(experiment, folder, keep_config=own)
+
+
+def _records_run(folder: Path, run_id: str | None) -> bool:
+    """Whether `folder`'s config.json records the run `run_id` (None never matches)."""
+    if run_id is None or not (folder / RUN_CONFIG_FILE).is_file():
+        return False
+    try:
+        return read_record(folder).run_id == run_id
+    except (OSError, ValueError):
+        return False
+
+
+def write_run_files(experiment: Experiment, folder: Path, keep_config: bool = False) -> Path:
+    """Write `write_run`'s files into `folder`, which the caller owns (`rundir.RunFolder`);
+    `keep_config` leaves an existing config.json (this run's own) as it is.
+    """
+    metric_columns = [
+        "env_steps",
+        *sorted(k for k in experiment.metrics if k not in ("env_steps", NONFINITE_METRIC)),
+    ]
+    record = RunRecord(experiment.config, experiment.num_seeds, experiment.seed, experiment.run_id)
+    writers: list[tuple[str, Callable[[], Any]]] = [
+        (
+            "metrics.csv",
+            lambda: _long_csv(metric_columns, experiment.metrics, experiment.num_seeds),
+        ),
+        (
+            "evals.csv",
+            lambda: _long_csv(
+                ["env_steps", "return", "length"], experiment.evals, experiment.num_seeds
+            ),
+        ),
+        (SUMMARY_FILE, lambda: _json_text(experiment.summary)),
+    ]
+    saved, failed = [], []
+    if not keep_config:
+        writers.insert(0, (RUN_CONFIG_FILE, lambda: write_record(folder, record)))
     if experiment.params is not None:
-        save_params(folder, experiment.params)
-
-    metric_columns = ["env_steps", *sorted(k for k in experiment.metrics if k != "env_steps")]
-    _write_long_csv(
-        folder / "metrics.csv", metric_columns, experiment.metrics, experiment.num_seeds
-    )
-    _write_long_csv(
-        folder / "evals.csv",
-        ["env_steps", "return", "length"],
-        experiment.evals,
-        experiment.num_seeds,
-    )
-    _write_json(folder / "summary.json", experiment.summary)
+        writers.append(("params.msgpack", lambda: save_params(folder, experiment.params)))
+    for name, write in writers:
+        try:
+            content = write()
+            if isinstance(content, str):
+                write_atomic(folder / name, content)
+        except OSError as error:
+            failed.append((name, error))
+        else:
+            saved.append(name)
+    if failed:
+        raise ResultsNotWritten(folder, saved, failed)
     return folder
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    with path.open("w") as file:
-        json.dump(data, file, indent=2, allow_nan=False)
-        file.write("\n")
 
 
 def _number(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def format_diverged(summary: Mapping[str, Any]) -> str:
+    """'none', or which seeds diverged and at which env step (from a summary)."""
+    steps = summary.get("diverged_env_steps")
+    if steps is None:
+        return "not tracked"
+    hits = [(seed, step) for seed, step in enumerate(steps) if step is not None]
+    if not hits:
+        return "none (every seed's loss, Q-values and parameters stayed finite)"
+    listed = ", ".join(f"seed {seed} at {step:,}" for seed, step in hits[:8])
+    more = f", ... ({len(hits) - 8} more)" if len(hits) > 8 else ""
+    return (
+        f"{len(hits)}/{len(steps)} seeds went non-finite: {listed}{more} env steps "
+        "(their returns count as missing)"
+    )
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -497,6 +650,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f"mean {_number(summary['mean_final_eval_return'])} ({source})",
         ),
         ("solved", solved),
+        ("diverged", format_diverged(summary)),
         ("compile", f"{summary['compile_seconds']:.1f} s"),
         ("run", f"{summary['run_seconds']:.1f} s"),
         ("throughput", f"{_number(summary['env_steps_per_second'], 0)} env steps/s"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -21,8 +22,10 @@ from typing import Any, TextIO
 import numpy as np
 
 from purejaxdqn.checkpoint import Checkpointer
+from purejaxdqn.experiment import layout_of
 from purejaxdqn.parallel import Chunk
 from purejaxdqn.stats import iqm
+from purejaxdqn.train import NONFINITE_METRIC
 
 MAX_PLAIN_LINES = 20  # progress lines when the output is not a terminal
 
@@ -53,7 +56,16 @@ def progress_line(chunk: Chunk, total_env_steps: int) -> str:
     parts.append("return IQM " + ("n/a" if score is None else f"{score:.1f}"))
     if chunk.evals_so_far and chunk.evals_so_far["return"].shape[1]:
         parts.append(f"eval IQM {_nan_iqm(chunk.evals_so_far['return'][:, -1]):.1f}")
+    diverged = num_diverged(chunk)
+    if diverged:
+        parts.append(f"DIVERGED {diverged}/{chunk.metrics['env_steps'].shape[0]} seeds")
     return " | ".join(parts)
+
+
+def num_diverged(chunk: Chunk) -> int:
+    """Seeds whose loss, Q-values or parameters have become non-finite so far."""
+    flags = chunk.metrics_so_far.get(NONFINITE_METRIC)
+    return 0 if flags is None else int(np.any(flags >= 0, axis=1).sum())
 
 
 class ProgressDisplay:
@@ -97,19 +109,40 @@ class ProgressDisplay:
             self._bar = None
 
 
+class Interrupted(Exception):
+    """A signal that arrived before the run started computing (see `SignalGuard`)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
 class SignalGuard:
     """Within `with SignalGuard():`, SIGINT and SIGTERM only set `received` (the signal
     number), so the run can stop after the chunk in flight and save a checkpoint. A second
-    signal of either kind interrupts at once. Outside the main thread it does nothing.
+    signal of either kind interrupts at once (KeyboardInterrupt). Outside the main thread
+    it does nothing.
+
+    With `defer=False` a signal raises `Interrupted` at once instead, until `defer()` is
+    called: before a run has computed anything (building, compiling) there is nothing to
+    save, and stopping at once is what the user asked for.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(self, defer: bool = True) -> None:
         self.received: int | None = None
+        self.deferring = defer
         self._previous: dict[int, Any] = {}
 
+    def defer(self) -> None:
+        """From now on, the first signal only sets `received`."""
+        self.deferring = True
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if not self.deferring:
+            self.received = signum
+            raise Interrupted(signum)
         if self.received is not None:  # asked twice: stop now
             raise KeyboardInterrupt
         self.received = signum
@@ -171,10 +204,13 @@ class Monitor:
         self.guard = guard
         self.stop_reason: str | None = None
         self.last_checkpoint: Path | None = None
+        self.checkpoint_error: str | None = None
         self.checkpoint_seconds = 0.0
+        self.last_chunk: Chunk | None = None
 
     def __call__(self, chunk: Chunk) -> bool:
         """Handle one chunk; True asks `execute` to stop."""
+        self.last_chunk = chunk
         if self.progress is not None:
             self.progress(chunk)
         if self.tensorboard is not None:
@@ -191,12 +227,30 @@ class Monitor:
         due = every is not None and (chunk.periods_done % every == 0 or end)
         signalled = self.stop_reason not in (None, "solved")
         if self.checkpointer is not None and (due or signalled):
-            start = time.perf_counter()
-            self.last_checkpoint = self.checkpointer.save(
-                chunk.periods_done, chunk.states(), chunk.metrics_so_far, chunk.evals_so_far
-            )
-            self.checkpoint_seconds += time.perf_counter() - start
+            self._save(chunk)
         return self.stop_reason is not None
+
+    def _save(self, chunk: Chunk) -> None:
+        """Save a checkpoint of `chunk`; a failure (a full disk) is reported, not raised:
+        the run goes on and the next save tries again.
+        """
+        start = time.perf_counter()
+        try:
+            self.last_checkpoint = self.checkpointer.save(
+                chunk.periods_done,
+                chunk.states(),
+                chunk.metrics_so_far,
+                chunk.evals_so_far,
+                layout=None if chunk.plan is None else layout_of(chunk.plan),
+            )
+            self.checkpoint_error = None
+        except OSError as error:
+            self.checkpoint_error = (
+                f"checkpoint at {chunk.periods_done} log points could not be written to "
+                f"{self.checkpointer.folder}: {error.strerror or error}"
+            )
+            warnings.warn(self.checkpoint_error, RuntimeWarning, stacklevel=2)
+        self.checkpoint_seconds += time.perf_counter() - start
 
     def close(self) -> None:
         """Close the progress display, the TensorBoard writer and the checkpointer."""

@@ -13,8 +13,9 @@ with the row axis sharded over a device mesh (`NamedSharding`, no `pmap`):
 - **Padding.** Row counts that do not divide evenly are padded with copies of row 0; the
   copies are dropped before anything is returned, so they are never reported.
 - **Memory preflight** (`plan_batches`, before compiling). The device memory a row needs
-  is estimated from the shapes of the runner state (`jax.eval_shape`, no compiling): twice
-  the state (loop carry and its update) plus the outputs. When all rows do not fit,
+  is estimated from shapes alone (`memory.run_bytes`, no compiling): twice the state (loop
+  carry and its update), the outputs, and the temporaries of an update and of an
+  evaluation, from the traced program. When all rows do not fit,
   they run as equal sequential batches of the same compiled program; when one row per
   device does not fit, a `ValueError` says so before anything compiles.
 - **Batches on CPU.** XLA:CPU runs a device's rows as one stream; past a few rows per
@@ -26,13 +27,14 @@ with the row axis sharded over a device mesh (`NamedSharding`, no `pmap`):
   `CPU_BYTES_PER_DEVICE`, and runs the rest as sequential batches; on accelerators it only
   caps by memory.
 
-Results do not depend on the split: sharding and batching change float rounding (per-device
-batch shapes) at the 1e-7 level and nothing else.
+The split changes float rounding (per-device batch shapes) and nothing else, but RL
+amplifies rounding, so a seed's return can differ with the number of rows per device. With
+one row per device (`max_runs_per_device=1`) every row runs the unbatched program and its
+result is exactly its single-run result, whatever the device and row counts.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -45,7 +47,7 @@ from jax import export
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
-from purejaxdqn import program_cache
+from purejaxdqn import memory, program_cache
 from purejaxdqn.config import HParams, hparams_in_axes
 from purejaxdqn.devices import row_sharding
 from purejaxdqn.train import TrainFn, TrainProgram
@@ -53,7 +55,6 @@ from purejaxdqn.train import TrainFn, TrainProgram
 CPU_RUNS_PER_DEVICE = 8
 CPU_BYTES_PER_DEVICE = 200 * 10**6  # auto cap on CPU: 2 MinAtar rows (buffer 100k) per device
 MEMORY_FRACTION = 0.8  # of a device's memory the preflight lets the rows use
-WORKSPACE_BYTES = 64 * 2**10  # per run: temporaries of an update and of evaluation
 
 
 @dataclass(frozen=True)
@@ -98,31 +99,20 @@ class BatchPlan:
         return text
 
 
-def _nbytes(tree: Any) -> int:
-    """Bytes of every array leaf of `tree` (typed PRNG keys count their key data)."""
-    total = 0
-    for leaf in jax.tree.leaves(tree):
-        dtype = leaf.dtype
-        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-            total += math.prod(leaf.shape) * 8  # two uint32 words per threefry key
-        else:
-            total += math.prod(leaf.shape) * np.dtype(dtype).itemsize
-    return total
-
-
 def estimate_run_bytes(train: TrainFn, hparams: HParams) -> int:
     """Estimated device memory of one row, from shapes alone (no compiling).
 
-    Twice the runner state (the loop carry and its update), the outputs, and
-    `WORKSPACE_BYTES` of temporaries. Compared with XLA's own figure
-    (`compiled.memory_analysis()`, per row) on CPU it bounds it from above: CartPole
-    classic 1.0 MB estimated vs 0.83 MB, Breakout-MinAtar with a 100k buffer 87 MB vs
-    47 MB, the tests' tiny config 101 kB vs 40 kB.
+    `memory.run_bytes`: twice the runner state (the loop carry and its update), the
+    outputs, and the temporaries of the largest loop body or branch (an update, a greedy
+    evaluation over `eval_episodes` envs), from the jaxpr of `train`. It bounds XLA's own
+    figure (`compiled.memory_analysis()` of the chunk program, per row) on CPU: CartPole
+    preset 6.9 MiB estimated vs 3.7 MiB, Breakout-MinAtar preset 88 MiB vs 43 MiB, the
+    CartPole preset with 2,000,000 evaluation episodes 3.8 GiB vs 1.7 GiB.
+
+    Raises:
+        ValueError: a size overflows JAX's 32-bit integers.
     """
-    one_row = HParams(*(np.asarray(leaf).ravel()[0] for leaf in hparams))
-    shapes = jax.eval_shape(train, jax.random.key(0), one_row)
-    outputs = _nbytes((shapes.metrics, shapes.evals))
-    return 2 * _nbytes(shapes.runner_state) + outputs + WORKSPACE_BYTES
+    return memory.run_bytes(train, hparams)
 
 
 def device_memory_bytes(device: jax.Device) -> int | None:
@@ -235,8 +225,7 @@ class Outputs:
     Attributes:
         metrics: per-log-point metrics, each (num_runs, periods_done).
         evals: greedy evaluations, each (num_runs, evaluations done[, eval_episodes]).
-        params: the online-network parameters at the end, leaves (num_runs, ...); None
-            if a resumed run had no log period left to run.
+        params: the online-network parameters at the end, leaves (num_runs, ...).
         plan: the batch layout used.
         compile_seconds: the memory preflight, tracing, lowering and compiling (once for
             every batch).
@@ -282,6 +271,7 @@ class Chunk:
         states: returns every row's runner state as a flat list of numpy arrays (the
             leaves of `state_shapes`, PRNG keys as key data), for checkpoints; call it
             only when needed, it copies the replay buffers.
+        plan: the device layout of the run (a checkpoint records it; a resume keeps it).
     """
 
     periods_done: int
@@ -293,6 +283,7 @@ class Chunk:
     periods_run: int
     run_seconds: float
     states: Callable[[], Any]
+    plan: BatchPlan | None = None
 
     @property
     def env_steps(self) -> int:
@@ -430,7 +421,9 @@ def execute(
     program_key: Any = None,
     periods_per_chunk: int | None = None,
     on_chunk: Callable[[Chunk], bool] | None = None,
+    on_start: Callable[[], None] | None = None,
     resume: Resume | None = None,
+    runs_per_device: int | None = None,
     offload_idle_batches: bool | None = None,
     devices: list[jax.Device] | None = None,
 ) -> Outputs:
@@ -458,7 +451,14 @@ def execute(
             Default: 1 with `on_chunk`, else all of them in one call.
         on_chunk: called after every chunk with a `Chunk`; returning True stops the run
             there (the outputs then cover the periods done).
+        on_start: called once everything is compiled, just before the first step (e.g.
+            to stop treating a signal as "abandon" and start treating it as "stop after
+            this chunk").
         resume: continue from a `Resume` (from a checkpoint) instead of initialising.
+        runs_per_device: exactly this many rows per device per call (a resume keeps its
+            run's layout: a row's float rounding depends on it); a `ValueError` before
+            compiling when the devices or memory do not allow it. Default: chosen by
+            `plan_batches`.
         offload_idle_batches: keep each batch's runner state in host memory while other
             batches run (every chunk runs every batch, so all rows advance together).
             Default: on when there are several batches on an accelerator, where batches
@@ -496,10 +496,15 @@ def execute(
     plan = plan_batches(
         num_runs,
         bytes_per_run,
-        max_runs_per_device=None if program.bridged else max_runs_per_device,
+        max_runs_per_device=runs_per_device or (None if program.bridged else max_runs_per_device),
         devices=devices[:1] if program.bridged else devices,
         device_bytes=device_bytes,
     )
+    if runs_per_device is not None and plan.runs_per_device != runs_per_device:
+        raise ValueError(
+            f"runs_per_device={runs_per_device} cannot be kept here: {plan.describe()} (fewer "
+            "devices or less memory than the run had); its results would differ in rounding"
+        )
     if program.bridged and plan.num_batches > 1:
         raise ValueError(
             f"{num_runs} runs of a bridged environment do not fit in one device's memory "
@@ -596,6 +601,8 @@ def execute(
     compile_seconds = time.perf_counter() - start
 
     say(f"compiled in {compile_seconds:.1f} s; running...")
+    if on_start is not None:
+        on_start()
     start = time.perf_counter()
     if offload_idle_batches is None:  # batches on an accelerator exist for lack of memory
         offload_idle_batches = plan.num_batches > 1 and devices[0].platform != "cpu"
@@ -658,16 +665,21 @@ def execute(
                 periods_run=done - first_period,
                 run_seconds=watch_start - start - watch_seconds,
                 states=all_states,
+                plan=plan,
             )
         )
         watch_seconds += time.perf_counter() - watch_start
         if stop:
             break
-    final_params = None  # None only when a resume had nothing left to run
     if params[0] is not None:
         final_params = jax.tree.map(
             lambda *x: np.concatenate(x)[:num_runs], *[_to_host(p) for p in params]
         )
+    else:  # a resume with nothing left to run: the checkpoint's parameters
+        shapes = state_shapes(program, one_row)
+        final_params = jax.tree.unflatten(
+            jax.tree.structure(shapes), jax.tree.leaves(resume.states)
+        ).params
     run_seconds = time.perf_counter() - start - watch_seconds
 
     return Outputs(

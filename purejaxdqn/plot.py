@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from purejaxdqn.config import RUN_CONFIG_FILE
+from purejaxdqn.rundir import RUN_CONFIG_FILE
 from purejaxdqn.stats import bootstrap_ci, iqm_rows
 
 PROG = "purejaxdqn"

@@ -26,11 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from purejaxdqn.config import RUN_CONFIG_FILE as CONFIG_FILE
-from purejaxdqn.config import DQNConfig, read_run_config
+from purejaxdqn import rng
+from purejaxdqn.config import DQNConfig
 from purejaxdqn.envs import EnvSpec, make_env
 from purejaxdqn.evaluate import make_evaluate
 from purejaxdqn.networks import make_network
+from purejaxdqn.rundir import RUN_CONFIG_FILE as CONFIG_FILE
+from purejaxdqn.rundir import read_record
 from purejaxdqn.stats import iqm
 
 PARAMS_FILE = "params.msgpack"
@@ -113,6 +115,25 @@ class Policy:
             return jax.vmap(self.network.apply, in_axes=(0, None))(self.params, obs)
         return self.network.apply(self.seed_params(k), obs)
 
+    @functools.cached_property
+    def nonfinite_seeds(self) -> list[int]:
+        """Seeds whose parameters hold NaN or inf (their run diverged)."""
+        finite = np.ones(self.num_seeds, bool)
+        for leaf in jax.tree.leaves(self.params):
+            finite &= np.isfinite(np.asarray(leaf)).reshape(self.num_seeds, -1).all(axis=1)
+        return [int(k) for k in np.flatnonzero(~finite)]
+
+    def check_finite(self, seeds: list[int] | None = None) -> None:
+        """Raise a ValueError if any of `seeds` (default: all) has non-finite parameters."""
+        bad = [k for k in self.nonfinite_seeds if seeds is None or k in seeds]
+        if bad:
+            raise ValueError(
+                f"seed(s) {bad} of this run have non-finite (NaN/inf) parameters: their "
+                "training diverged (see diverged_env_steps in summary.json), so their greedy "
+                "policy acts on NaN Q-values and its returns mean nothing; refusing to "
+                "evaluate or render them"
+            )
+
     def act(self, obs: Any, k: int | None = None) -> jax.Array:
         """Greedy actions of seed `k` (every seed when k is None); ties go to the lowest index."""
         return jnp.argmax(self.q_values(obs, k), axis=-1)
@@ -140,7 +161,8 @@ def load_policy(run_dir: str | Path) -> Policy:
             f"{folder / settings[0] if settings else folder / '<setting>'}; "
             f"settings: {', '.join(settings) or 'none'}"
         )
-    config, num_seeds, seed = read_run_config(folder)
+    record = read_record(folder)
+    config, num_seeds, seed = record.config, record.num_seeds, record.seed
     if not (folder / PARAMS_FILE).is_file():
         raise FileNotFoundError(
             f"{folder} has no {PARAMS_FILE}: runs written before parameters were saved, or "
@@ -166,10 +188,12 @@ def evaluate_policy(
     """Return of `episodes` (epsilon-)greedy episodes of every seed, shape (num_seeds, episodes).
 
     Uses the training loop's own evaluation (`evaluate.make_evaluate`), every seed in one
-    jitted vmap; seed k draws its episodes with `jax.random.split(jax.random.key(seed),
+    jitted vmap; seed k draws its episodes with `jax.random.split(rng.seed_key(seed),
     num_seeds)[k]`. `max_steps` defaults to the config's `eval_max_steps`, else the
-    environment's episode limit.
+    environment's episode limit. Refuses (ValueError) a policy with a diverged seed
+    (`Policy.check_finite`).
     """
+    policy.check_finite()
     episodes = _check_int("episodes", episodes, 1)
     if not 0.0 <= float(epsilon) <= 1.0:  # NaN fails too
         raise ValueError(f"epsilon={epsilon!r} is not allowed: must be in [0, 1]")
@@ -181,7 +205,7 @@ def evaluate_policy(
                 "episode step limit and the config no eval_max_steps; pass max_steps"
             )
     run = _evaluate_program(policy, episodes, _check_int("max_steps", max_steps, 1))
-    keys = jax.random.split(jax.random.key(seed), policy.num_seeds)
+    keys = jax.random.split(rng.seed_key(seed), policy.num_seeds)
     return np.asarray(run(policy.params, keys, jnp.float32(epsilon))["returns"])
 
 
@@ -240,7 +264,9 @@ def rollout_policy(
     """
     params = policy.seed_params(k)
     max_steps = _check_int("max_steps", max_steps, 1)
-    states, rewards, dones = _rollout_program(policy, max_steps)(params, jax.random.key(seed))
+    policy.check_finite([k])
+    run = _rollout_program(policy, max_steps)
+    states, rewards, dones = run(params, rng.seed_key(seed))
     dones = np.asarray(dones)
     finished = bool(dones.any())
     length = int(np.argmax(dones)) + 1 if finished else max_steps
@@ -251,6 +277,7 @@ def rollout_policy(
 def _check_render(policy: Policy, k: int, out: str | Path, max_steps: int, fps: int) -> None:
     """Raise before any work if seed `k` of `policy` cannot be drawn to `out`."""
     _check_seed(policy, k)
+    policy.check_finite([k])
     _check_int("max_steps", max_steps, 1)
     if policy.config.env_id not in RENDERABLE_ENV_IDS:
         raise ValueError(

@@ -11,6 +11,14 @@ straight to the (cached) compile.
 The key covers everything the program depends on: the caller's description (the full
 config), the batch layout, the devices, the versions of jax and jaxlib, and a hash of
 purejaxdqn's own source, so an edited checkout never loads a stale program.
+
+Every entry starts with a header line, `purejaxdqn-cache/1 <sha256 of the rest>`, and is
+written atomically. An entry that fails its check on load (truncated, corrupted, unparsable,
+or written in another format) is deleted with a `DamagedEntryWarning`, and the caller sees a
+miss: it rebuilds the entry and saves it again.
+
+JAX's own entries need no such care to keep a run going: JAX (0.10) warns about an
+unreadable one and compiles again, though it leaves the file, and so the warning, in place.
 """
 
 from __future__ import annotations
@@ -18,16 +26,24 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
-import tempfile
+import warnings
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 from jax import export
 
+from purejaxdqn.rundir import prepare_folder, write_atomic
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
+_FORMAT = b"purejaxdqn-cache/1"
+_T = TypeVar("_T")
+
+
+class DamagedEntryWarning(UserWarning):
+    """A cache entry failed its check on load; it was deleted and will be rebuilt."""
 
 
 def directory() -> Path | None:
@@ -52,42 +68,86 @@ def key(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Write atomically: a reader sees the old file, no file, or the whole new one."""
+def prepare_directory(path: str | Path) -> Path:
+    """`path` expanded, created if needed and checked writable, for the compile caches.
+
+    Raises:
+        ValueError: (one line, naming the path) when the path is empty, is an existing
+            file, cannot be created or is not writable.
+    """
+    return prepare_folder(path, "cache directory")
+
+
+def _write(path: Path, payload: bytes) -> None:
+    """Write the header and `payload` atomically: a reader sees the old file, no file, or
+    the whole new one.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(handle, "wb") as file:
-        file.write(data)
-    os.replace(temporary, path)
+    header = _FORMAT + b" " + hashlib.sha256(payload).hexdigest().encode() + b"\n"
+    write_atomic(path, header + payload)
+
+
+def _load(path: Path | None, parse: Callable[[bytes], _T]) -> _T | None:
+    """`parse(payload)` of the entry at `path`; None when there is none or it is damaged
+    (then it is deleted, with a `DamagedEntryWarning`).
+    """
+    if path is None or not path.exists():
+        return None
+    try:
+        header, _, payload = path.read_bytes().partition(b"\n")
+        tag, _, checksum = header.partition(b" ")
+        if tag != _FORMAT:
+            raise ValueError("not in the purejaxdqn-cache/1 format")
+        if checksum.decode(errors="replace") != hashlib.sha256(payload).hexdigest():
+            raise ValueError("checksum mismatch: truncated or corrupted")
+        return parse(payload)
+    except FileNotFoundError:  # another process evicted it meanwhile
+        return None
+    except Exception as error:  # whatever the damage, rebuilding is the cure
+        reason = f"{type(error).__name__}: {error}"
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        reason += f"; could not delete it: {error.strerror or error}"
+    warnings.warn(
+        f"damaged program cache entry {path} ({reason}); deleted it, rebuilding",
+        DamagedEntryWarning,
+        stacklevel=3,
+    )
+    return None
+
+
+def _entry(name: str, suffix: str) -> Path | None:
+    folder = directory()
+    return None if folder is None else folder / f"{name}{suffix}"
+
+
+def _parse_estimate(payload: bytes) -> int:
+    value = json.loads(payload)["bytes_per_run"]
+    if not isinstance(value, int) or value < 0:
+        raise ValueError(f"bytes_per_run is {value!r}, not a count of bytes")
+    return value
 
 
 def load_estimate(name: str) -> int | None:
-    """The memory estimate saved under `name`, or None."""
-    folder = directory()
-    path = None if folder is None else folder / f"{name}.bytes.json"
-    if path is None or not path.exists():
-        return None
-    return int(json.loads(path.read_text())["bytes_per_run"])
+    """The memory estimate saved under `name`, or None (also when damaged)."""
+    return _load(_entry(name, ".bytes.json"), _parse_estimate)
 
 
 def save_estimate(name: str, bytes_per_run: int) -> None:
     """Save a memory estimate under `name` (no-op when the cache is off)."""
-    folder = directory()
-    if folder is not None:
-        _write(folder / f"{name}.bytes.json", json.dumps({"bytes_per_run": bytes_per_run}).encode())
+    path = _entry(name, ".bytes.json")
+    if path is not None:
+        _write(path, json.dumps({"bytes_per_run": bytes_per_run}).encode())
 
 
 def load_program(name: str) -> export.Exported | None:
-    """The exported program saved under `name`, or None."""
-    folder = directory()
-    path = None if folder is None else folder / f"{name}.jaxexport"
-    if path is None or not path.exists():
-        return None
-    return export.deserialize(bytearray(path.read_bytes()))
+    """The exported program saved under `name`, or None (also when damaged)."""
+    return _load(_entry(name, ".jaxexport"), lambda payload: export.deserialize(bytearray(payload)))
 
 
 def save_program(name: str, program: export.Exported) -> None:
     """Save an exported program under `name` (no-op when the cache is off)."""
-    folder = directory()
-    if folder is not None:
-        _write(folder / f"{name}.jaxexport", bytes(program.serialize()))
+    path = _entry(name, ".jaxexport")
+    if path is not None:
+        _write(path, bytes(program.serialize()))

@@ -99,3 +99,33 @@ def from_fast(key: jax.Array, like: jax.Array) -> jax.Array:
     if key.dtype == like.dtype:
         return key
     return jax.random.wrap_key_data(jax.random.key_data(key), impl=jax.random.key_impl(like))
+
+
+SEED_LIMIT = 2**64  # seeds are integers in [0, 2**64)
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """`seed` as an int, or a ValueError naming `name` unless it is an integer in [0, 2**64)."""
+    integral = isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_))
+    if not integral or not 0 <= int(seed) < SEED_LIMIT:
+        raise ValueError(
+            f"{name}={seed!r} is not allowed: must be an integer in [0, 2**64) "
+            f"(0 to {SEED_LIMIT - 1})"
+        )
+    return int(seed)
+
+
+def seed_key(seed: int) -> jax.Array:
+    """The threefry key of an integer seed in [0, 2**64): its key data are the seed's high
+    and low 32-bit words.
+
+    Below 2**32 this is exactly `jax.random.key(seed)` (whose data are [0, seed]), so every
+    recorded run keeps its keys; above it every seed still gets its own key, where
+    `jax.random.key` (without 64-bit mode) would wrap 2**32 back to the key of 0.
+
+    Raises:
+        ValueError: for anything but an integer in [0, 2**64).
+    """
+    seed = check_seed(seed)
+    words = np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32)
+    return jax.random.wrap_key_data(words, impl="threefry2x32")

@@ -21,6 +21,7 @@ bootstrap confidence interval over seeds.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import math
@@ -32,16 +33,19 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from purejaxdqn import rng
 from purejaxdqn.config import DQNConfig, HParams, make_hparams
 from purejaxdqn.experiment import (
     Experiment,
+    ResultsNotWritten,
     check_num_seeds,
     experiment_from,
     json_scalar,
     lazy_program,
-    write_run,
+    write_run_files,
 )
 from purejaxdqn.parallel import BatchPlan, Chunk, execute
+from purejaxdqn.rundir import RunFolder, new_run_id, write_atomic
 from purejaxdqn.stats import bootstrap_ci
 
 Setting = dict[str, float]
@@ -183,6 +187,7 @@ def run(
     max_runs_per_device: int | str | None = "auto",
     progress: Callable[[str], None] | None = None,
     on_chunk: Callable[[Chunk], bool] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> SweepResult:
     """Train every seed of every setting of `hparam_grid` in one compiled program.
 
@@ -198,6 +203,7 @@ def run(
         progress: optional callback receiving one-line progress messages.
         on_chunk: called after every compiled chunk of log periods with a
             `parallel.Chunk` over every row (setting-major); returning True stops there.
+        on_start: called once compiled, before the first step (see `parallel.execute`).
 
     Returns:
         The `SweepResult`; the same in every process of a multi-host run.
@@ -207,6 +213,7 @@ def run(
             seed count, or rows too large for a device; all before compiling.
     """
     num_seeds = check_num_seeds(num_seeds)
+    seed = rng.check_seed(seed)
     settings = _settings_of(hparam_grid)
     per_setting = [make_hparams(config, **setting) for setting in settings]  # range checks
     configs = [config.replace(**setting) for setting in settings]
@@ -218,7 +225,7 @@ def run(
             for i in range(len(HParams._fields))
         )
     )
-    seed_keys = jax.random.key_data(jax.random.split(jax.random.key(seed), num_seeds))
+    seed_keys = jax.random.key_data(jax.random.split(rng.seed_key(seed), num_seeds))
     keys = jax.random.wrap_key_data(np.tile(np.asarray(seed_keys), (len(settings), 1)))
 
     program, program_key = lazy_program(config, env, env_params)
@@ -231,12 +238,16 @@ def run(
         progress=say,
         program_key=program_key,
         on_chunk=on_chunk,
+        on_start=on_start,
     )
 
+    sweep_id = new_run_id()
     experiments = []
     for index, setting_config in enumerate(configs):
         rows = slice(index * num_seeds, (index + 1) * num_seeds)
-        experiment = experiment_from(setting_config, num_seeds, seed, outputs, rows)
+        experiment = experiment_from(
+            setting_config, num_seeds, seed, outputs, rows, run_id=f"{sweep_id}-{index:03d}"
+        )
         experiment.summary["timing"] = "whole sweep"
         experiments.append(experiment)
     return SweepResult(
@@ -251,12 +262,14 @@ def run(
 
 
 def rank(settings: Sequence[Setting], experiments: Sequence[Experiment]) -> list[dict[str, Any]]:
-    """One row per setting, sorted by IQM of final greedy return (best first, None last).
+    """One row per setting, sorted by IQM of final greedy return (best first, None last),
+    with every setting that has a diverged seed after all the others.
 
     Each row: `rank`, `setting` (index), `folder`, the setting's values,
     `iqm_final_eval_return` with its 95% bootstrap interval `ci95_low`/`ci95_high`
     (2000 resamples of the seeds), `mean_final_eval_return`, `fraction_solved`,
-    `num_seeds`.
+    `num_seeds`, `num_diverged` (seeds whose loss, Q-values or parameters went non-finite;
+    their returns count as missing).
     """
     rows = []
     for index, (setting, experiment) in enumerate(zip(settings, experiments, strict=True)):
@@ -276,39 +289,85 @@ def rank(settings: Sequence[Setting], experiments: Sequence[Experiment]) -> list
                 "mean_final_eval_return": summary["mean_final_eval_return"],
                 "fraction_solved": summary["fraction_solved"],
                 "num_seeds": summary["num_seeds"],
+                "num_diverged": summary.get("num_diverged") or 0,
             }
         )
     rows.sort(
-        key=lambda row: (row["iqm_final_eval_return"] is None, -(row["iqm_final_eval_return"] or 0))
+        key=lambda row: (
+            row["num_diverged"] > 0,
+            row["iqm_final_eval_return"] is None,
+            -(row["iqm_final_eval_return"] or 0),
+        )
     )
     return [{"rank": place + 1, **row} for place, row in enumerate(rows)]
 
 
-def write_sweep(result: SweepResult, output_dir: str | Path) -> Path:
-    """Write one run folder per setting (`experiment.write_run`) and the ranking.
+def write_sweep(result: SweepResult, output_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Write one run folder per setting (as `experiment.write_run` does) and the ranking.
 
     Files: `<output_dir>/<setting_name>/` (config.json with the setting applied,
-    metrics.csv, evals.csv, summary.json) for every setting, and `sweep_summary.csv` (the
-    ranking rows) and `sweep_summary.json` (the ranking plus the sweep's config, seeds,
-    timings, device layout and versions).
+    metrics.csv, evals.csv, summary.json, params.msgpack) for every setting, and
+    `sweep_summary.csv` (the ranking rows) and `sweep_summary.json` (the ranking plus the
+    sweep's config, seeds, timings, device layout and versions). Every file is written
+    atomically, and a failure on one does not stop the others.
+
+    Args:
+        result: what `run` returned.
+        output_dir: the sweep folder: new, empty, or (`overwrite`) one whose old results
+            are deleted first; locked while being written.
+        overwrite: delete another run's or sweep's files there first.
 
     Returns:
         The sweep folder.
+
+    Raises:
+        rundir.FolderError: the folder holds another run, or is in use by another process.
+        ResultsNotWritten: some files could not be written (the message says which).
     """
     folder = Path(output_dir)
-    for index, (setting, experiment) in enumerate(
-        zip(result.settings, result.experiments, strict=True)
-    ):
-        write_run(experiment, folder / setting_name(index, setting))
-    columns = list(result.ranking[0])
-    with (folder / "sweep_summary.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns)
-        writer.writeheader()
-        for row in result.ranking:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    saved: list[str] = []
+    failed: list[tuple[str, OSError]] = []
+    with RunFolder(folder, overwrite=overwrite, what="output folder"):
+        for index, (setting, experiment) in enumerate(
+            zip(result.settings, result.experiments, strict=True)
+        ):
+            name = setting_name(index, setting)
+            try:
+                (folder / name).mkdir(exist_ok=True)
+                write_run_files(experiment, folder / name)
+                saved.append(name)
+            except ResultsNotWritten as error:
+                failed += [(f"{name}/{file}", reason) for file, reason in error.failed]
+            except OSError as error:
+                failed.append((name, error))
+        for name, text in (
+            ("sweep_summary.csv", _ranking_csv(result.ranking)),
+            ("sweep_summary.json", json.dumps(_sweep_summary(result), indent=2, allow_nan=False)),
+        ):
+            try:
+                write_atomic(folder / name, text if name.endswith(".csv") else text + "\n")
+                saved.append(name)
+            except OSError as error:
+                failed.append((name, error))
+    if failed:
+        raise ResultsNotWritten(folder, saved, failed)
+    return folder
+
+
+def _ranking_csv(ranking: Sequence[Mapping[str, Any]]) -> str:
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(ranking[0]))
+    writer.writeheader()
+    for row in ranking:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return text.getvalue()
+
+
+def _sweep_summary(result: SweepResult) -> dict[str, Any]:
     first = result.experiments[0]
     total_rows = len(result.settings) * first.num_seeds
-    summary = {
+    steps = first.summary["env_steps_done"]
+    return {
         "env_id": result.config.env_id,
         "num_settings": len(result.settings),
         "num_seeds": first.num_seeds,
@@ -316,32 +375,31 @@ def write_sweep(result: SweepResult, output_dir: str | Path) -> Path:
         "swept": sorted({name for setting in result.settings for name in setting}),
         "confidence": CONFIDENCE,
         "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
+        "env_steps_done": steps,
+        "stopped_early": first.summary["stopped_early"],
+        "num_diverged_settings": sum(row["num_diverged"] > 0 for row in result.ranking),
         "compile_seconds": result.compile_seconds,
         "run_seconds": result.run_seconds,
-        "env_steps_per_second": total_rows * result.config.total_timesteps / result.run_seconds,
+        "env_steps_per_second": total_rows * steps / result.run_seconds,
         "layout": first.summary["layout"],
         "device": first.summary["device"],
         "versions": first.summary["versions"],
         "base_config": result.config.to_dict(),
         "ranking": result.ranking,
     }
-    with (folder / "sweep_summary.json").open("w") as file:
-        json.dump(summary, file, indent=2, allow_nan=False)
-        file.write("\n")
-    return folder
 
 
 def format_ranking(ranking: Sequence[Mapping[str, Any]]) -> str:
     """The ranking as an aligned text table, best setting first."""
     swept = [key for key in ranking[0] if key in HParams._fields]
-    header = ["rank", *swept, "IQM final return", "95% CI", "mean", "solved"]
+    header = ["rank", *swept, "IQM final return", "95% CI", "mean", "solved", "diverged"]
 
     def number(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.1f}"
 
     lines = [header]
     for row in ranking:
-        solved = row["fraction_solved"]
+        solved, diverged = row["fraction_solved"], row.get("num_diverged", 0)
         lines.append(
             [
                 str(row["rank"]),
@@ -350,6 +408,7 @@ def format_ranking(ranking: Sequence[Mapping[str, Any]]) -> str:
                 f"[{number(row['ci95_low'])}, {number(row['ci95_high'])}]",
                 number(row["mean_final_eval_return"]),
                 "-" if solved is None else f"{solved:.0%}",
+                f"DIVERGED {diverged}/{row['num_seeds']}" if diverged else "-",
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

@@ -34,8 +34,13 @@ from purejaxdqn.config import DQNConfig, HParams
 from purejaxdqn.envs import make_env, vector_reset, vector_step
 from purejaxdqn.evaluate import make_evaluate
 from purejaxdqn.exploration import epsilon_at, epsilon_greedy
+from purejaxdqn.memory import check_sizes
 from purejaxdqn.networks import make_network
 from purejaxdqn.td import masked_mean, polyak_update, target_update_due, td_loss, td_target
+
+# Per log period: the env step at the end of the first iteration whose loss, Q-value or
+# parameters were not finite (-1: all finite). A diagnostic, not written to metrics.csv.
+NONFINITE_METRIC = "first_nonfinite_step"
 
 
 class RunnerState(NamedTuple):
@@ -63,6 +68,7 @@ class PeriodStats(NamedTuple):
     q_sum: jax.Array
     updates: jax.Array
     epsilon: jax.Array  # the exploration rate of the period's last iteration
+    first_nonfinite: jax.Array  # first iteration whose loss or Q-value was not finite, or -1
 
 
 class TrainResult(NamedTuple):
@@ -106,7 +112,7 @@ class TrainProgram(NamedTuple):
 
 def _zero_stats() -> PeriodStats:
     f32, i32 = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
-    return PeriodStats(f32, f32, i32, f32, f32, i32, f32)
+    return PeriodStats(f32, f32, i32, f32, f32, i32, f32, jnp.full((), -1, jnp.int32))
 
 
 def _mean_or_nan(total: jax.Array, count: jax.Array) -> jax.Array:
@@ -151,6 +157,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
 
     Args: as `make_train`.
     """
+    check_sizes(config)  # before tracing: a ValueError naming the field, not an OverflowError
     spec = make_env(config.env_id, env, env_params, config.obs_storage_dtype, config.env_seed)
     network = make_network(
         config.network, spec.obs_shape, spec.num_actions, config.hidden_sizes, config.dueling
@@ -300,11 +307,15 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
             state,
         )
         learned = (iteration >= prefill).astype(jnp.int32) * config.gradient_steps
+        nonfinite = ~(jnp.isfinite(loss_sum) & jnp.isfinite(q_sum))
         stats = stats._replace(
             loss_sum=stats.loss_sum + loss_sum,
             q_sum=stats.q_sum + q_sum,
             updates=stats.updates + learned,
             epsilon=epsilon,
+            first_nonfinite=jnp.where(
+                (stats.first_nonfinite < 0) & nonfinite, iteration, stats.first_nonfinite
+            ),
         )
         return (state, stats), None
 
@@ -317,6 +328,14 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         (state, stats), _ = jax.lax.scan(
             lambda c, i: iteration_step(c, i, hp), (state, _zero_stats()), iterations
         )
+        # Divergence: a non-finite update shows in its loss or Q-value at once; parameters
+        # are checked once per period as well (a flag per period, nothing per step).
+        params_finite = jnp.all(
+            jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(state.params)])
+        )
+        first_nonfinite = jnp.where(
+            (stats.first_nonfinite < 0) & ~params_finite, iterations[-1], stats.first_nonfinite
+        )
         metrics = {
             "env_steps": (first + per_log) * steps_per_iteration,
             "episode_return": _mean_or_nan(stats.return_sum, stats.episodes),
@@ -328,6 +347,9 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
             # depending on how a chunk's program is fused
             "epsilon": stats.epsilon,
             "updates": stats.updates,
+            NONFINITE_METRIC: jnp.where(
+                first_nonfinite >= 0, (first_nonfinite + 1) * steps_per_iteration, -1
+            ),
         }
         return state, metrics
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import pytest
 
-from purejaxdqn import DQNConfig
+from purejaxdqn import DQNConfig, cli, get_preset
 from purejaxdqn.train import make_train_program
 
 # 4 envs x 400 iterations, 4 log points of 100 iterations, greedy eval every 2 log points.
@@ -24,6 +26,22 @@ TINY = DQNConfig(
     eval_max_steps=100,
     learning_rate=1e-3,
 )
+
+
+def cli_options(config: DQNConfig) -> list[str]:
+    """Command-line options that turn the CartPole preset into `config`."""
+    base, options = get_preset("CartPole-v1"), []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if value != getattr(base, field.name):
+            if isinstance(value, tuple):
+                text = ",".join(map(str, value))
+            elif isinstance(value, bool) or value is None:
+                text = str(value).lower()
+            else:
+                text = str(value)
+            options += [cli.option_name(field.name), text]
+    return ["--env", "CartPole-v1", *options]
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from purejaxdqn.experiment import (
     summarise,
     write_run,
 )
+from purejaxdqn.rundir import read_record
 
 TINY_ARGS = [
     "train",
@@ -124,9 +125,12 @@ def test_train_writes_all_four_files(tiny_run):
 
 def test_config_json_round_trips_to_the_config_used(tiny_run):
     _, output_dir, _ = tiny_run
-    data = json.loads((output_dir / "config.json").read_text())
-    assert data.pop("num_seeds") == 2 and data.pop("seed") == 0
-    assert DQNConfig.from_dict(data) == _config(TINY_ARGS)
+    record = read_record(output_dir)
+    assert (record.num_seeds, record.seed) == (2, 0)
+    assert record.config == _config(TINY_ARGS)
+    summary = json.loads((output_dir / "summary.json").read_text())
+    assert record.run_id and summary["run_id"] == record.run_id
+    assert record.options == cli.RUN_OPTION_DEFAULTS  # every run option, for --resume
 
 
 def test_metrics_and_evals_csv_have_one_row_per_seed_and_point(tiny_run):
@@ -258,7 +262,26 @@ def test_default_output_dir_is_env_and_time():
         (["--gamma", "abc"], ["--gamma", "'abc'"]),
         (["--double-q", "maybe"], ["--double-q", "'maybe'"]),
         (["--hidden-sizes", "8,,8"], ["--hidden-sizes", "'8,,8'"]),
-        (["--total-timesteps", "1234"], ["total_timesteps=1234", "nearest"]),
+        (
+            [
+                "--total-timesteps",
+                "1234",
+                "--num-envs",
+                "4",
+                "--train-freq",
+                "1",
+                "--num-log-points",
+                "10",
+            ],
+            ["total_timesteps=1234", "nearest"],
+        ),  # contradictory options given together stay errors (a preset's adapt)
+        (["--checkpoint-every", "0"], ["--checkpoint-every", "0 is not allowed"]),
+        (["--learning-rate", "-1e-3"], ["--learning-rate", "learning_rate=-0.001"]),
+        (["--seed", str(2**64)], ["--seed", str(2**64), "2**64"]),
+        (["--env", "CartPol-v1", "--total-timesteps", "1000"], ["--env", "'CartPol-v1'"]),
+        (["--learning-rat", "1e-3"], ["--learning-rat", "did you mean --learning-rate?"]),
+        (["--obs-storage-dtype", "uint8"], ["uint8", "CartPole-v1", "float32"]),
+        (["--output-dir", ""], ["--output-dir", "empty"]),
         (["--no-such-option", "1"], ["--no-such-option"]),
     ],
 )
@@ -380,7 +403,7 @@ def test_console_output_shows_config_diff_progress_summary_and_folder(
     tmp_path, capsys, monkeypatch
 ):
     def fake_run_experiment(
-        config, num_seeds, seed, *, progress, max_runs_per_device, on_chunk, resume
+        config, num_seeds, seed, *, progress, max_runs_per_device, on_chunk, resume, **kwargs
     ):
         assert max_runs_per_device == "auto" and resume is None and callable(on_chunk)
         assert (num_seeds, seed) == (3, 5)

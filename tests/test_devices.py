@@ -131,10 +131,15 @@ def test_compile_cache_serves_second_process(tmp_path):
 def test_use_all_cpu_cores_is_a_no_op_once_jax_has_started(monkeypatch):
     import jax
 
-    jax.devices()  # the test session's backend exists
+    from purejaxdqn import devices
+
+    jax.devices()  # the test session's backend exists (one CPU device)
     monkeypatch.delenv("JAX_NUM_CPU_DEVICES", raising=False)
     monkeypatch.setenv("XLA_FLAGS", "")
-    assert use_all_cpu_cores() is False
+    monkeypatch.setattr(devices, "available_cores", lambda: len(jax.devices("cpu")) + 1)
+    with pytest.warns(RuntimeWarning, match="came after JAX started"):
+        assert use_all_cpu_cores() is False  # too late: says so, changes nothing
+    assert len(jax.devices("cpu")) == devices.available_cores() - 1
 
 
 @pytest.mark.parametrize("variable", ["JAX_NUM_CPU_DEVICES", "XLA_FLAGS"])

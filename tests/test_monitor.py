@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -15,9 +14,9 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, cli_options
 
-from purejaxdqn import checkpoint, cli, get_preset
+from purejaxdqn import checkpoint, cli
 from purejaxdqn.checkpoint import Checkpointer
 from purejaxdqn.experiment import run_experiment
 from purejaxdqn.monitor import Monitor, ProgressDisplay, SignalGuard, progress_line
@@ -28,23 +27,7 @@ from purejaxdqn.train import make_train_program
 KEYS = jax.random.split(jax.random.key(7), 3)
 
 
-def _options(config) -> list[str]:
-    """Command-line options that turn the CartPole preset into `config`."""
-    base, options = get_preset("CartPole-v1"), []
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if value != getattr(base, field.name):
-            if isinstance(value, tuple):
-                text = ",".join(map(str, value))
-            elif isinstance(value, bool) or value is None:
-                text = str(value).lower()
-            else:
-                text = str(value)
-            options += [cli.option_name(field.name), text]
-    return ["--env", "CartPole-v1", *options]
-
-
-TINY_OPTIONS = _options(TINY)
+TINY_OPTIONS = cli_options(TINY)
 
 
 def _leaves_equal(a, b) -> bool:
@@ -89,7 +72,7 @@ def test_checkpoint_restores_every_leaf_and_resume_is_bitwise(tiny_program, one_
     def stop_after_two(chunk):
         if chunk.periods_done == 2:
             saved["states"] = chunk.states()
-            Checkpointer(tmp_path, TINY, 3, 7).save(
+            Checkpointer(tmp_path, checkpoint.identity("r", TINY, 3, 7)).save(
                 2, saved["states"], chunk.metrics_so_far, chunk.evals_so_far
             )
             return True
@@ -116,7 +99,9 @@ def test_restore_rejects_another_config(tiny_program, tmp_path):
     leaves = jax.tree.leaves(state_shapes(tiny_program, TINY.hparams()))
     fake = [np.zeros((1, *leaf.shape), leaf.dtype) for leaf in leaves]
     fake[0] = np.zeros((1, 99), np.float32)
-    Checkpointer(tmp_path, TINY, 1, 0).save(1, fake, {"env_steps": np.zeros((1, 1))}, {})
+    Checkpointer(tmp_path, checkpoint.identity("r", TINY, 1, 0)).save(
+        1, fake, {"env_steps": np.zeros((1, 1))}, {}
+    )
     with pytest.raises(ValueError, match="written by another config"):
         checkpoint.restore(tmp_path, state_shapes(tiny_program, TINY.hparams()))
 
@@ -239,8 +224,10 @@ def test_cli_stop_when_solved_needs_a_threshold(tmp_path):
 
 def test_sigterm_leaves_a_loadable_checkpoint(tmp_path):
     folder = tmp_path / "run"
-    config = TINY.replace(total_timesteps=409_600, num_log_points=400, eval_every=0)
-    options = _options(config)
+    # stopped long before the first evaluation (every 200 log points): the checkpoint holds
+    # zero evaluations, which orbax could not save
+    config = TINY.replace(total_timesteps=409_600, num_log_points=400, eval_every=200)
+    options = cli_options(config)
     command = [sys.executable, "-m", "purejaxdqn.cli", "train", *options,
                "--output-dir", str(folder)]  # fmt: skip
     process = subprocess.Popen(
@@ -260,5 +247,6 @@ def test_sigterm_leaves_a_loadable_checkpoint(tmp_path):
     point = checkpoint.restore(folder, state_shapes(make_train_program(config), config.hparams()))
     assert point.resume.periods_done == done
     assert point.resume.metrics["env_steps"].shape == (1, done)
+    assert point.resume.evals["return"].shape == (1, 0)
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["stopped_early"] and summary["env_steps_done"] == done * 1024
