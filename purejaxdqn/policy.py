@@ -14,7 +14,6 @@ import argparse
 import functools
 import os
 import sys
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from purejaxdqn.envs import EnvSpec, make_env
 from purejaxdqn.evaluate import make_evaluate
 from purejaxdqn.networks import make_network
 from purejaxdqn.rundir import RUN_CONFIG_FILE as CONFIG_FILE
-from purejaxdqn.rundir import read_record
+from purejaxdqn.rundir import read_record, write_atomic
 from purejaxdqn.stats import iqm
 
 PARAMS_FILE = "params.msgpack"
@@ -64,22 +63,13 @@ def _check_int(name: str, value: Any, low: int, high: int | None = None, note: s
 def save_params(run_dir: str | Path, params: Any) -> Path:
     """Write `params` (a flax params pytree, leaves stacked over seeds) to `run_dir`.
 
-    The file is written to a temporary name in the same folder, then renamed, so a reader
-    never sees half a file. Returns the path of `params.msgpack`.
+    Written atomically (`rundir.write_atomic`), so a reader never sees half a file. Returns
+    the path of `params.msgpack`.
     """
     folder = Path(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     tree = jax.tree.map(np.asarray, serialization.to_state_dict(params))
-    data = serialization.msgpack_serialize(tree)
-    temp = folder / f".{PARAMS_FILE}.{uuid.uuid4().hex}.tmp"  # same folder: same file system
-    try:
-        with temp.open("xb") as file:
-            file.write(data)
-        os.replace(temp, folder / PARAMS_FILE)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return folder / PARAMS_FILE
+    return write_atomic(folder / PARAMS_FILE, serialization.msgpack_serialize(tree))
 
 
 @dataclass(frozen=True, eq=False)

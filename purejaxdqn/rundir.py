@@ -263,6 +263,8 @@ class RunFolder:
             self._nested = True
             return self
         self.created = not self.path.exists()
+        if self.resume and self.created:
+            raise FolderError(f"{self.what} {self.path} does not exist: nothing to continue")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock = (self.path / LOCK_FILE).open("a+")

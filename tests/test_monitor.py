@@ -224,9 +224,9 @@ def test_cli_stop_when_solved_needs_a_threshold(tmp_path):
 
 def test_sigterm_leaves_a_loadable_checkpoint(tmp_path):
     folder = tmp_path / "run"
-    # stopped long before the first evaluation (every 200 log points): the checkpoint holds
-    # zero evaluations, which orbax could not save
-    config = TINY.replace(total_timesteps=409_600, num_log_points=400, eval_every=200)
+    # stopped before the only evaluation (at the last of 400 log points): the checkpoint
+    # holds zero evaluations, which orbax could not save
+    config = TINY.replace(total_timesteps=409_600, num_log_points=400, eval_every=400)
     options = cli_options(config)
     command = [sys.executable, "-m", "purejaxdqn.cli", "train", *options,
                "--output-dir", str(folder)]  # fmt: skip
