@@ -229,11 +229,6 @@ class Checkpoint:
     path: Path
     skipped: list[str] = field(default_factory=list)
 
-    @property
-    def record(self) -> dict[str, Any]:
-        """The manifest (the name older callers used)."""
-        return self.manifest
-
 
 class DamagedCheckpoint(ValueError):
     """A checkpoint that cannot be read back as it was written."""

@@ -87,13 +87,6 @@ class EnvSpec:
         return dataclasses.replace(self, env=self.env.evaluation())
 
 
-def registered_env_ids() -> list[str]:
-    """Every gymnax environment id."""
-    import gymnax
-
-    return list(gymnax.registered_envs)
-
-
 def check_env_id(env_id: str) -> None:
     """Check from the id alone (nothing built, no gymnax or optional extra imported) that
     `env_id` is a discrete-action gymnax id or a bridged form (see `bridge.target_of`); a

@@ -82,7 +82,7 @@ def test_checkpoint_restores_every_leaf_and_resume_is_bitwise(tiny_program, one_
     assert partial.periods_done == 2 and partial.metrics["env_steps"].shape == (3, 2)
     assert checkpoint.latest(tmp_path) == 2
     point = checkpoint.restore(tmp_path, state_shapes(tiny_program, TINY.hparams()))
-    assert point.record["periods_done"] == 2 and point.record["num_seeds"] == 3
+    assert point.manifest["periods_done"] == 2 and point.manifest["num_seeds"] == 3
     assert _leaves_equal(point.resume.states, saved["states"])  # every leaf, keys included
     like = state_shapes(tiny_program, TINY.hparams())
     assert jax.tree.structure(point.resume.states) == jax.tree.structure(like)
