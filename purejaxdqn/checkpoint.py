@@ -118,7 +118,7 @@ class Checkpointer:
         self.folder = Path(run_dir) / CHECKPOINT_DIR
         self.identity = dict(run_identity)
         self.keep = keep
-        self.removed_stale = remove_stale(run_dir)
+        remove_stale(run_dir)  # we own the folder: no save of ours can be in flight
 
     def save(
         self,

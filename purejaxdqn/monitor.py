@@ -206,11 +206,9 @@ class Monitor:
         self.last_checkpoint: Path | None = None
         self.checkpoint_error: str | None = None
         self.checkpoint_seconds = 0.0
-        self.last_chunk: Chunk | None = None
 
     def __call__(self, chunk: Chunk) -> bool:
         """Handle one chunk; True asks `execute` to stop."""
-        self.last_chunk = chunk
         if self.progress is not None:
             self.progress(chunk)
         if self.tensorboard is not None:
