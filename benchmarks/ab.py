@@ -36,8 +36,8 @@ import json, sys
 sys.path.insert(0, "benchmarks")
 from common import CLASSIC_CARTPOLE
 import jax
-from purejaxdqn.parallel import execute
-from purejaxdqn.train import make_train_program
+from purejaxdqn.run.execute import execute
+from purejaxdqn.core.loop import make_train_program
 config = CLASSIC_CARTPOLE.replace(total_timesteps={steps}, learning_starts={steps} // 50)
 keys = jax.random.split(jax.random.key(0), {seeds})
 out = execute(make_train_program(config), keys, config.hparams(), max_runs_per_device={cap!r})

@@ -22,9 +22,10 @@ import jax
 import numpy as np
 from common import RESULTS_DIR, device_slug, markdown_table, run_metadata, write_results
 
-from purejaxdqn import checkpoint, get_preset
-from purejaxdqn.parallel import execute, state_shapes
-from purejaxdqn.train import make_train_program
+from purejaxdqn import get_preset
+from purejaxdqn.core.loop import make_train_program
+from purejaxdqn.run import checkpoint
+from purejaxdqn.run.execute import execute, state_shapes
 
 COLUMNS = [
     ("env", "env_id"),

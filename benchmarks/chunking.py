@@ -36,10 +36,10 @@ from common import (
     write_results,
 )
 
-from purejaxdqn.checkpoint import Checkpointer
-from purejaxdqn.monitor import Monitor, ProgressDisplay
-from purejaxdqn.parallel import Chunk, execute
-from purejaxdqn.train import make_train_program
+from purejaxdqn.core.loop import make_train_program
+from purejaxdqn.run.checkpoint import Checkpointer
+from purejaxdqn.run.execute import Chunk, execute
+from purejaxdqn.run.monitor import Monitor, ProgressDisplay
 
 MODES = ("one call", "chunks", "chunks + watch")
 

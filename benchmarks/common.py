@@ -20,12 +20,12 @@ from typing import Any
 
 import jax
 
-from purejaxdqn.devices import use_all_cpu_cores
+from purejaxdqn.run.devices import use_all_cpu_cores
 
 use_all_cpu_cores()  # before any array exists: one CPU device per core (see purejaxdqn.devices)
 
-from purejaxdqn.config import DQNConfig  # noqa: E402
-from purejaxdqn.experiment import device_description, package_versions  # noqa: E402
+from purejaxdqn.core.config import DQNConfig  # noqa: E402
+from purejaxdqn.run.experiment import device_description, package_versions  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

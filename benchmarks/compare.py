@@ -57,8 +57,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from purejaxdqn import DQNConfig, make_train_program  # noqa: E402
-from purejaxdqn.experiment import package_versions  # noqa: E402
-from purejaxdqn.parallel import execute  # noqa: E402
+from purejaxdqn.run.execute import execute  # noqa: E402
+from purejaxdqn.run.experiment import package_versions  # noqa: E402
 
 LAST_FRACTION = 0.1  # final return: mean over the last 10% of the run
 REFERENCE_PACKAGES = ("flashbax", "chex", "stable-baselines3", "torch", "gymnasium")

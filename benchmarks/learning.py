@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from purejaxdqn.devices import use_all_cpu_cores
-from purejaxdqn.experiment import run_experiment
-from purejaxdqn.monitor import ProgressDisplay
-from purejaxdqn.presets import get_preset
+from purejaxdqn.core.presets import get_preset
+from purejaxdqn.run.devices import use_all_cpu_cores
+from purejaxdqn.run.experiment import run_experiment
+from purejaxdqn.run.monitor import ProgressDisplay
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

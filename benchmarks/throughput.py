@@ -45,12 +45,12 @@ from common import (
 )
 
 from purejaxdqn import DQNConfig, get_preset, make_train
-from purejaxdqn.buffer import nbytes as replay_nbytes
 from purejaxdqn.cli import parse_max_runs
-from purejaxdqn.envs import make_env
-from purejaxdqn.experiment import device_description
-from purejaxdqn.parallel import execute, host_available_bytes
-from purejaxdqn.train import make_train_program
+from purejaxdqn.core.loop import make_train_program
+from purejaxdqn.core.replay import nbytes as replay_nbytes
+from purejaxdqn.envs.spec import make_env
+from purejaxdqn.run.execute import execute, host_available_bytes
+from purejaxdqn.run.experiment import device_description
 
 MB = 1e6
 PREFILL_FRACTION = CLASSIC_CARTPOLE.learning_starts / CLASSIC_CARTPOLE.total_timesteps

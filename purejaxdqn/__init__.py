@@ -1,9 +1,29 @@
-"""purejaxdqn: vectorized, high-throughput Deep Q-Networks in JAX."""
+"""purejaxdqn: vectorized, high-throughput Deep Q-Networks in JAX.
 
-from purejaxdqn.config import DQNConfig, HParams, check_hparams, hparams_in_axes, make_hparams
-from purejaxdqn.policy import Policy, evaluate_policy, load_policy, render_policy
-from purejaxdqn.presets import PRESETS, get_preset
-from purejaxdqn.train import RunnerState, TrainProgram, TrainResult, make_train, make_train_program
+Layout: `core` (the algorithm), `envs` (environments), `run` (the runtime: devices, chunks,
+checkpoints, sweeps), `outputs` (results folders, policies, plots), `cli` (the command).
+"""
+
+from types import ModuleType
+
+from purejaxdqn import _moved
+from purejaxdqn.core.config import DQNConfig, HParams, check_hparams, hparams_in_axes, make_hparams
+from purejaxdqn.core.loop import (
+    RunnerState,
+    TrainProgram,
+    TrainResult,
+    make_train,
+    make_train_program,
+)
+from purejaxdqn.core.presets import PRESETS, get_preset
+from purejaxdqn.outputs.policy import Policy, evaluate_policy, load_policy, render_policy
+
+_moved.install()  # `import purejaxdqn.devices` and the other pre-0.2 module names still work
+
+
+def __getattr__(name: str) -> ModuleType:
+    return _moved.old_name(name)
+
 
 __all__ = [
     "DQNConfig",

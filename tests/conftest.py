@@ -8,7 +8,7 @@ import jax
 import pytest
 
 from purejaxdqn import DQNConfig, cli, get_preset
-from purejaxdqn.train import make_train_program
+from purejaxdqn.core.loop import make_train_program
 
 # 4 envs x 400 iterations, 4 log points of 100 iterations, greedy eval every 2 log points.
 TINY = DQNConfig(

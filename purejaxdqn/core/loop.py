@@ -1,0 +1,428 @@
+"""`make_train`: the whole DQN run as one pure function of (key, hyperparameters).
+
+    train(key, hparams)
+      init: networks, optimizer, replay buffer, environments
+      scan over log periods                            (num_log_points)
+        scan over iterations                           (iterations_per_log_point)
+          act epsilon-greedily in every env, train_freq times; add to the buffer
+          if past learning_starts: gradient_steps TD updates, then the target
+            update when this iteration crossed a multiple of target_update_interval
+        summarise the period into one row of metrics
+        every eval_every periods: greedy evaluation on separate envs
+
+`make_train_program` also gives the two parts (`init`, `run_periods`), so a thin Python
+loop can run the periods in equal-length compiled chunks (progress, checkpoints) with the
+same results as one `train` call.
+
+Schedules are driven by the iteration index, which comes from the scan's `xs` and is the
+same for every seed: under `jax.vmap(train)` it stays unbatched, so the `lax.cond`s on it
+stay real branches instead of becoming selects that run both sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from purejaxdqn.core import replay, rng
+from purejaxdqn.core.config import DQNConfig, HParams
+from purejaxdqn.core.evaluate import make_evaluate
+from purejaxdqn.core.exploration import epsilon_at, epsilon_greedy
+from purejaxdqn.core.losses import masked_mean, polyak_update, target_update_due, td_loss, td_target
+from purejaxdqn.core.networks import make_network
+from purejaxdqn.envs.spec import make_env, vector_reset, vector_step
+from purejaxdqn.run.memory import check_sizes
+
+# Per log period: the env step at the end of the first iteration whose loss, Q-value or
+# parameters were not finite (-1: all finite). A diagnostic, not written to metrics.csv.
+NONFINITE_METRIC = "first_nonfinite_step"
+
+
+class RunnerState(NamedTuple):
+    """Everything the training loop carries from one iteration to the next."""
+
+    params: Any
+    target_params: Any
+    opt_state: Any
+    buffer: replay.ReplayBuffer
+    env_state: Any
+    obs: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+    key: jax.Array
+    eval_key: jax.Array
+
+
+class PeriodStats(NamedTuple):
+    """Sums over one log period, turned into means by `_summarise`."""
+
+    return_sum: jax.Array
+    length_sum: jax.Array
+    episodes: jax.Array
+    loss_sum: jax.Array
+    q_sum: jax.Array
+    updates: jax.Array
+    epsilon: jax.Array  # the exploration rate of the period's last iteration
+    first_nonfinite: jax.Array  # first iteration whose loss or Q-value was not finite, or -1
+
+
+class TrainResult(NamedTuple):
+    """Final runner state, per-log-point metrics and per-evaluation results.
+
+    `metrics` values have shape (num_log_points,) and `evals` values (num_evals,) or
+    (num_evals, eval_episodes), with leading seed/setting axes added by `vmap`.
+    """
+
+    runner_state: RunnerState
+    metrics: dict[str, jax.Array]
+    evals: dict[str, jax.Array]
+
+
+TrainFn = Callable[[jax.Array, HParams], TrainResult]
+
+
+class TrainProgram(NamedTuple):
+    """`train` and its two parts (see `make_train_program`).
+
+    Attributes:
+        init: `init(key, hp) -> RunnerState`, the state before the first step.
+        run_periods: `run_periods(state, hp, periods) -> (state, metrics, evals)`: the log
+            periods whose indices are `periods` (int array, the same for every seed), in
+            order. `metrics` and `evals` have one row per period; an evaluation row is
+            zeros unless `(period + 1) % eval_every == 0` (evals is {} without evaluation).
+        train: `train(key, hp) -> TrainResult`, the whole run.
+        num_periods: `config.num_log_points`.
+        eval_every: `config.eval_every` (0: no evaluation).
+        bridged: the environment is a simulator bridge (`bridge`): the program must run on
+            one device with every run in one call, and cannot be exported or checkpointed.
+    """
+
+    init: Callable[[jax.Array, HParams], RunnerState]
+    run_periods: Callable[[RunnerState, HParams, jax.Array], tuple[RunnerState, dict, dict]]
+    train: TrainFn
+    num_periods: int
+    eval_every: int
+    bridged: bool = False
+
+
+def _zero_stats() -> PeriodStats:
+    f32, i32 = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
+    return PeriodStats(f32, f32, i32, f32, f32, i32, f32, jnp.full((), -1, jnp.int32))
+
+
+def _mean_or_nan(total: jax.Array, count: jax.Array) -> jax.Array:
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+
+def _repeat(body: Callable, carry: Any, key: jax.Array, times: int) -> tuple[Any, Any]:
+    """`times` calls of `body(carry, key_i) -> (carry, out)`, keys split from `key`, as a
+    scan with outputs stacked on a leading axis. One call is made directly (with `key`
+    itself, outputs unstacked): a loop of one only makes the program slower to compile.
+    """
+    if times == 1:
+        return body(carry, key)
+    return jax.lax.scan(body, carry, jax.random.split(key, times))
+
+
+def make_optimizer(config: DQNConfig, hp: HParams) -> optax.GradientTransformation:
+    """Adam at `hp.learning_rate` (decayed linearly to 0 over `config.num_updates` updates
+    when `config.anneal_lr`), after global-norm clipping unless `max_grad_norm` is None.
+    """
+    learning_rate = hp.learning_rate
+    if config.anneal_lr:
+        total = config.num_updates
+
+        def learning_rate(count: jax.Array) -> jax.Array:
+            return hp.learning_rate * jnp.maximum(1.0 - count / total, 0.0)
+
+    adam = optax.adam(learning_rate, eps=config.adam_eps)
+    if config.max_grad_norm is None:
+        return adam
+    return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), adam)
+
+
+def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = None) -> TrainProgram:
+    """Build `train` and the two pieces it is made of, for running it in chunks.
+
+    `train(key, hp)` is `init(key, hp)` followed by `run_periods` over every log period.
+    Compiled as separate programs, `init` and then `run_periods` over consecutive equal
+    slices of `arange(config.num_log_points)` (from a Python loop, for progress and
+    checkpoints) give bit-identical results for any slice length. One `jit(train)` program
+    agrees with them to float rounding only (XLA optimises the fused program differently).
+
+    Args: as `make_train`.
+    """
+    check_sizes(config)  # before tracing: a ValueError naming the field, not an OverflowError
+    spec = make_env(config.env_id, env, env_params, config.obs_storage_dtype, config.env_seed)
+    network = make_network(
+        config.network, spec.obs_shape, spec.num_actions, config.hidden_sizes, config.dueling
+    )
+    steps_per_iteration = config.steps_per_iteration
+    prefill = config.prefill_iterations
+    frame_stack = spec.frame_stack  # > 1: env-stacked pixels, kept as a frame ring
+    evaluate = None
+    if config.num_evals:
+        max_steps = config.eval_max_steps or spec.max_episode_steps
+        if max_steps is None:
+            raise ValueError(
+                f"eval_max_steps=None is not allowed for env {spec.env_id!r}: its params have "
+                "no max_steps_in_episode; set eval_max_steps or eval_every=0"
+            )
+        evaluate = make_evaluate(spec.evaluation(), network, config.eval_episodes, max_steps)
+
+    def epsilon_for(iteration: jax.Array, hp: HParams) -> jax.Array:
+        scheduled = epsilon_at(
+            config.exploration_schedule,
+            iteration * steps_per_iteration,
+            config.total_timesteps,
+            hp.exploration_initial_eps,
+            hp.exploration_final_eps,
+            hp.exploration_fraction,
+        )
+        return jnp.where(iteration < prefill, 1.0, scheduled)
+
+    def init(key: jax.Array, hp: HParams) -> RunnerState:
+        net_key, env_key, loop_key, eval_key = jax.random.split(rng.to_fast(key), 4)
+        obs, env_state = vector_reset(spec, env_key, config.num_envs)
+        params = network.init(net_key, obs)
+        zeros = jnp.zeros((config.num_envs,), jnp.float32)
+        return RunnerState(
+            params=params,
+            target_params=params,
+            opt_state=make_optimizer(config, hp).init(params),
+            buffer=replay.init(
+                spec.obs_shape,
+                spec.storage_dtype,
+                config.num_envs,
+                config.buffer_size,
+                spec.max_episode_steps,
+                track_valid=spec.has_reset_steps,
+                frame_stack=frame_stack,
+            ),
+            env_state=env_state,
+            obs=obs,
+            episode_return=zeros,
+            episode_length=zeros.astype(jnp.int32),
+            key=rng.from_fast(loop_key, like=key),
+            eval_key=rng.from_fast(eval_key, like=key),
+        )
+
+    def collect(
+        state: RunnerState, stats: PeriodStats, epsilon: jax.Array, key: jax.Array
+    ) -> tuple[RunnerState, PeriodStats]:
+        """Step every env `train_freq` times, adding each vector step to the buffer."""
+
+        def env_step(carry: tuple, step_key: jax.Array) -> tuple[tuple, None]:
+            state, stats = carry
+            act_key, env_key = jax.random.split(step_key)
+            q_values = network.apply(state.params, state.obs)
+            action = epsilon_greedy(act_key, q_values, epsilon)
+            obs, env_state, reward, terminated, truncated, final_obs, valid = vector_step(
+                spec, env_key, state.env_state, action
+            )
+            buffer = replay.add(
+                state.buffer,
+                state.obs,
+                action,
+                reward,
+                terminated,
+                truncated,
+                final_obs,
+                valid,
+                frame_stack,
+            )
+            episode_return = state.episode_return + reward
+            episode_length = state.episode_length + (1 if valid is None else valid)
+            done = terminated | truncated
+            stats = stats._replace(
+                return_sum=stats.return_sum + jnp.sum(jnp.where(done, episode_return, 0.0)),
+                length_sum=stats.length_sum + jnp.sum(jnp.where(done, episode_length, 0)),
+                episodes=stats.episodes + jnp.sum(done, dtype=jnp.int32),
+            )
+            state = state._replace(
+                buffer=buffer,
+                env_state=env_state,
+                obs=obs,
+                episode_return=jnp.where(done, 0.0, episode_return),
+                episode_length=jnp.where(done, 0, episode_length),
+            )
+            return (state, stats), None
+
+        (state, stats), _ = _repeat(env_step, (state, stats), key, config.train_freq)
+        return state, stats
+
+    def learn(
+        state: RunnerState, hp: HParams, iteration: jax.Array, key: jax.Array
+    ) -> tuple[RunnerState, jax.Array, jax.Array]:
+        """`gradient_steps` TD updates, then a target update if one is due."""
+        optimizer = make_optimizer(config, hp)
+
+        def update(carry: tuple, sample_key: jax.Array) -> tuple[tuple, tuple]:
+            params, opt_state = carry
+            batch = replay.sample(state.buffer, sample_key, config.batch_size, frame_stack)
+            next_q_target = network.apply(state.target_params, batch.next_obs)
+            next_q_online = network.apply(params, batch.next_obs) if config.double_q else None
+            target = td_target(
+                batch.reward, batch.terminated, next_q_target, hp.gamma, next_q_online
+            )
+
+            def loss_fn(p: Any) -> tuple[jax.Array, jax.Array]:
+                q = network.apply(p, batch.obs)
+                q_taken = jnp.take_along_axis(q, batch.action[:, None], axis=-1)[:, 0]
+                loss = td_loss(q_taken, target, config.loss, hp.huber_delta, batch.valid)
+                return loss, masked_mean(q_taken, batch.valid)
+
+            (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), (loss, q_mean)
+
+        (params, opt_state), (losses, q_means) = _repeat(
+            update, (state.params, state.opt_state), key, config.gradient_steps
+        )
+        target_params = jax.lax.cond(
+            target_update_due(iteration, steps_per_iteration, config.target_update_interval),
+            lambda: polyak_update(params, state.target_params, hp.tau),
+            lambda: state.target_params,
+        )
+        state = state._replace(params=params, target_params=target_params, opt_state=opt_state)
+        return state, losses.sum(), q_means.sum()
+
+    def iteration_step(
+        carry: tuple[RunnerState, PeriodStats], iteration: jax.Array, hp: HParams
+    ) -> tuple[tuple[RunnerState, PeriodStats], None]:
+        state, stats = carry
+        key, collect_key, learn_key = jax.random.split(state.key, 3)
+        state = state._replace(key=key)
+        epsilon = epsilon_for(iteration, hp)
+        state, stats = collect(state, stats, epsilon, collect_key)
+        state, loss_sum, q_sum = jax.lax.cond(
+            iteration >= prefill,
+            lambda s: learn(s, hp, iteration, learn_key),
+            lambda s: (s, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)),
+            state,
+        )
+        learned = (iteration >= prefill).astype(jnp.int32) * config.gradient_steps
+        nonfinite = ~(jnp.isfinite(loss_sum) & jnp.isfinite(q_sum))
+        stats = stats._replace(
+            loss_sum=stats.loss_sum + loss_sum,
+            q_sum=stats.q_sum + q_sum,
+            updates=stats.updates + learned,
+            epsilon=epsilon,
+            first_nonfinite=jnp.where(
+                (stats.first_nonfinite < 0) & nonfinite, iteration, stats.first_nonfinite
+            ),
+        )
+        return (state, stats), None
+
+    def log_period(
+        state: RunnerState, period: jax.Array, hp: HParams
+    ) -> tuple[RunnerState, dict[str, jax.Array]]:
+        per_log = config.iterations_per_log_point
+        first = period * per_log
+        iterations = first + jnp.arange(per_log)
+        (state, stats), _ = jax.lax.scan(
+            lambda c, i: iteration_step(c, i, hp), (state, _zero_stats()), iterations
+        )
+        # Divergence: a non-finite update shows in its loss or Q-value at once; parameters
+        # are checked once per period as well (a flag per period, nothing per step).
+        params_finite = jnp.all(
+            jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(state.params)])
+        )
+        first_nonfinite = jnp.where(
+            (stats.first_nonfinite < 0) & ~params_finite, iterations[-1], stats.first_nonfinite
+        )
+        metrics = {
+            "env_steps": (first + per_log) * steps_per_iteration,
+            "episode_return": _mean_or_nan(stats.return_sum, stats.episodes),
+            "episode_length": _mean_or_nan(stats.length_sum.astype(jnp.float32), stats.episodes),
+            "episodes": stats.episodes,
+            "loss": _mean_or_nan(stats.loss_sum, stats.updates),
+            "q_value": _mean_or_nan(stats.q_sum, stats.updates),
+            # taken from inside the loop: recomputed out here, XLA may round it differently
+            # depending on how a chunk's program is fused
+            "epsilon": stats.epsilon,
+            "updates": stats.updates,
+            NONFINITE_METRIC: jnp.where(
+                first_nonfinite >= 0, (first_nonfinite + 1) * steps_per_iteration, -1
+            ),
+        }
+        return state, metrics
+
+    def period_step(
+        state: RunnerState, period: jax.Array, hp: HParams
+    ) -> tuple[RunnerState, tuple[dict, dict]]:
+        """One log period, then a greedy evaluation if this period ends an eval block.
+
+        `period` is unbatched (it comes from the scan's `xs`), so the evaluation's cond
+        stays a real branch under vmap. Periods without an evaluation output zeros there.
+        """
+        state, metrics = log_period(state, period, hp)
+        if evaluate is None:
+            return state, (metrics, {})
+
+        def run_evaluation() -> dict[str, jax.Array]:
+            block = period // config.eval_every
+            episodes = evaluate(
+                state.params, jax.random.fold_in(state.eval_key, block), hp.eval_epsilon
+            )
+            return {
+                "env_steps": metrics["env_steps"],
+                "return": episodes["returns"].mean(),
+                "length": episodes["lengths"].astype(jnp.float32).mean(),
+                "episode_returns": episodes["returns"],
+            }
+
+        shapes = jax.eval_shape(run_evaluation)
+        evals = jax.lax.cond(
+            (period + 1) % config.eval_every == 0,
+            run_evaluation,
+            lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
+        )
+        return state, (metrics, evals)
+
+    def run_periods(
+        state: RunnerState, hparams: HParams, periods: jax.Array
+    ) -> tuple[RunnerState, dict, dict]:
+        like = state.key  # the loop draws with FAST_THREEFRY: the same numbers, faster
+        state = state._replace(key=rng.to_fast(state.key), eval_key=rng.to_fast(state.eval_key))
+        state, (metrics, evals) = jax.lax.scan(
+            lambda s, p: period_step(s, p, hparams), state, periods
+        )
+        state = state._replace(
+            key=rng.from_fast(state.key, like), eval_key=rng.from_fast(state.eval_key, like)
+        )
+        return state, metrics, evals
+
+    def train(key: jax.Array, hparams: HParams) -> TrainResult:
+        state = init(key, hparams)
+        state, metrics, evals = run_periods(state, hparams, jnp.arange(config.num_log_points))
+        due = slice(config.eval_every - 1, None, config.eval_every)
+        return TrainResult(state, metrics, {name: value[due] for name, value in evals.items()})
+
+    return TrainProgram(
+        init=init,
+        run_periods=run_periods,
+        train=train,
+        num_periods=config.num_log_points,
+        eval_every=config.eval_every,
+        bridged=spec.bridged,
+    )
+
+
+def make_train(config: DQNConfig, env: Any = None, env_params: Any = None) -> TrainFn:
+    """Build the pure `train(key, hparams) -> TrainResult` for `config`.
+
+    Args:
+        config: static options (shapes, loop lengths, code paths) and default hparams.
+        env: optional gymnax-style environment object to use instead of `config.env_id`.
+        env_params: its params (default: `env.default_params`).
+
+    Returns:
+        `train`, to be wrapped as the user likes, e.g.
+        `jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, config.hparams())`.
+    """
+    return make_train_program(config, env, env_params).train

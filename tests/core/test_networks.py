@@ -1,0 +1,165 @@
+import re
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import monitoring
+
+from purejaxdqn import DQNConfig, make_train
+from purejaxdqn.core.networks import (
+    MinAtarQNetwork,
+    MLPQNetwork,
+    NatureQNetwork,
+    PatchConv,
+    make_network,
+)
+from purejaxdqn.envs.spec import make_env
+
+
+@pytest.mark.parametrize("channels", [1, 4, 7])
+def test_patch_conv_equals_flax_valid_conv(channels):
+    x = jax.random.bernoulli(jax.random.key(1), 0.3, (5, 10, 10, channels)).astype(jnp.float32)
+    params = PatchConv(16).init(jax.random.key(0), x)
+    reference = nn.Conv(16, (3, 3), padding="VALID")
+    same_init = reference.init(jax.random.key(0), x)
+    jax.tree.map(np.testing.assert_array_equal, params, same_init)
+    out = PatchConv(16).apply(params, x)
+    assert out.shape == (5, 8, 8, 16)
+    np.testing.assert_allclose(out, reference.apply(params, x), atol=1e-5)
+
+
+def test_minatar_network_shapes_and_uint8_input():
+    network = make_network("auto", (10, 10, 4), 3, (32,), dueling=False)
+    obs = jnp.ones((2, 6, 10, 10, 4), jnp.uint8)
+    params = network.init(jax.random.key(0), obs[0])
+    q = network.apply(params, obs)
+    assert q.shape == (2, 6, 3) and q.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("kernel, stride, side", [(8, 4, 84), (8, 4, 87), (4, 2, 20), (4, 2, 9)])
+def test_strided_patch_conv_equals_flax_valid_conv(kernel, stride, side):
+    x = jax.random.uniform(jax.random.key(1), (3, side, side + 5, 4))
+    patch = PatchConv(32, (kernel, kernel), (stride, stride))
+    params = jax.jit(patch.init)(jax.random.key(0), x)
+    reference = nn.Conv(32, (kernel, kernel), (stride, stride), padding="VALID")
+    same_init = jax.jit(reference.init)(jax.random.key(0), x)
+    jax.tree.map(np.testing.assert_array_equal, params, same_init)
+    out = jax.jit(patch.apply)(params, x)
+    expected = jax.jit(reference.apply)(params, x)
+    height, width = ((n - kernel) // stride + 1 for n in x.shape[1:3])
+    assert out.shape == expected.shape == (3, height, width, 32)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_patch_conv_rejects_kernel_not_a_multiple_of_the_stride():
+    with pytest.raises(ValueError, match=r"kernel_size=\(5, 5\) with strides=\(2, 2\)"):
+        PatchConv(8, (5, 5), (2, 2)).init(jax.random.key(0), jnp.zeros((1, 20, 20, 1)))
+
+
+def _atari_batch(shape=(2, 84, 84, 4)):
+    return jax.random.randint(jax.random.key(2), shape, 0, 256).astype(jnp.uint8)
+
+
+@pytest.fixture(scope="module")
+def nature():
+    """The Nature CNN for 84x84x4 frames and 6 actions, and its jitted apply (shared compiles)."""
+    network = make_network("auto", (84, 84, 4), 6, (120, 84), dueling=False)
+    return network, jax.jit(network.apply)
+
+
+def test_nature_network_scales_integer_pixels_inside(nature):
+    network, apply = nature
+    assert isinstance(network, NatureQNetwork)
+    obs = _atari_batch()
+    params = jax.jit(network.init)(jax.random.key(0), obs)
+    q = apply(params, obs)
+    assert q.shape == (2, 6) and q.dtype == jnp.float32
+    scaled = obs.astype(jnp.float32) / 255.0  # float input is used as it is
+    np.testing.assert_allclose(apply(params, scaled), q, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(apply(params, obs.astype(jnp.float32)), q)
+    # extra leading batch axes, as the training loop's (num_envs, ...) observations
+    many = apply(params, jnp.stack([obs, obs[::-1]]))
+    assert many.shape == (2, 2, 6)
+    np.testing.assert_allclose(many[0], q, rtol=1e-6)
+
+
+def test_nature_network_has_the_nature_dqn_parameter_count():
+    frames, actions = 4, 6
+    convs = [(frames, 32, 8), (32, 64, 4), (64, 64, 3)]  # (in channels, filters, side)
+    expected = sum(side * side * c_in * c_out + c_out for c_in, c_out, side in convs)
+    expected += 7 * 7 * 64 * 512 + 512  # 84 -> 20 -> 9 -> 7: 3136 features into dense 512
+    expected += 512 * actions + actions  # Q head
+    assert expected == 1_687_206
+    network = make_network("nature_cnn", (84, 84, frames), actions, (120, 84), dueling=False)
+    params = jax.eval_shape(network.init, jax.random.key(0), _atari_batch((1, 84, 84, frames)))
+    assert sum(leaf.size for leaf in jax.tree.leaves(params)) == expected
+    dense = params["params"]["Dense_0"]["kernel"]
+    assert dense.shape == (3136, 512)
+
+
+def test_nature_network_dueling_head():
+    network = make_network("nature_cnn", (84, 84, 4), 6, (120, 84), dueling=True)
+    obs = _atari_batch()
+    params = jax.eval_shape(network.init, jax.random.key(0), obs)
+    assert set(params["params"]["QHead_0"]) == {"value", "advantage"}
+    assert jax.eval_shape(network.apply, params, obs).shape == (2, 6)
+
+
+def test_nature_network_under_vmap_over_seeds(nature):
+    network, apply = nature
+    obs = _atari_batch()
+    keys = jax.random.split(jax.random.key(0), 3)
+    params = jax.jit(jax.vmap(network.init, in_axes=(0, None)))(keys, obs)
+    assert params["params"]["Conv_0"]["kernel"].shape == (3, 8, 8, 4, 32)
+    q = jax.jit(jax.vmap(network.apply, in_axes=(0, None)))(params, obs)
+    assert q.shape == (3, 2, 6)
+    for seed in range(3):
+        one = jax.tree.map(lambda leaf, s=seed: leaf[s], params)
+        np.testing.assert_allclose(q[seed], apply(one, obs), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(q[0], q[1])  # every seed has its own parameters
+
+
+@pytest.mark.parametrize(
+    "obs_shape, expected",
+    [
+        ((84, 84, 4), NatureQNetwork),
+        ((36, 36, 1), NatureQNetwork),
+        ((35, 84, 3), MinAtarQNetwork),
+        ((30, 40, 3), MinAtarQNetwork),  # gymnax Pong-misc
+        ((10, 10, 4), MinAtarQNetwork),
+        ((4,), MLPQNetwork),
+        ((84, 84), MLPQNetwork),
+    ],
+)
+def test_auto_network_choice(obs_shape, expected):
+    assert type(make_network("auto", obs_shape, 3, (32,), dueling=False)) is expected
+
+
+@pytest.mark.parametrize("obs_shape", [(10, 10, 4), (4,), (84, 84), (84, 35, 4)])
+def test_nature_network_rejects_observations_it_cannot_take(obs_shape):
+    pattern = rf"network='nature_cnn' .*{re.escape(str(obs_shape))}.*H, W >= 36"
+    with pytest.raises(ValueError, match=pattern):
+        make_network("nature_cnn", obs_shape, 3, (32,), dueling=False)
+
+
+@pytest.mark.parametrize(
+    "env_id, shape", [("CartPole-v1", "(4,)"), ("Breakout-MinAtar", "(10, 10, 4)")]
+)
+def test_nature_network_on_small_observations_fails_before_compiling(env_id, shape):
+    config = DQNConfig(env_id=env_id, network="nature_cnn")
+    make_env(env_id)  # any eager op the env needs has compiled before we listen
+    compiles = []
+
+    def listen(event: str, duration: float, **kwargs) -> None:
+        if "backend_compile" in event:
+            compiles.append(event)
+
+    monitoring.register_event_duration_secs_listener(listen)
+    try:
+        with pytest.raises(ValueError, match=rf"network='nature_cnn' .*{re.escape(shape)}"):
+            make_train(config)
+    finally:
+        monitoring.unregister_event_duration_listener(listen)
+    assert compiles == []

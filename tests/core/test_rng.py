@@ -1,0 +1,103 @@
+"""FAST_THREEFRY draws exactly the numbers of JAX's default threefry keys."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from purejaxdqn import make_train
+from purejaxdqn.core import rng
+
+SHAPES = [(), (1,), (3,), (4, 5), (7, 3, 2)]
+
+
+def _pair(seed: int = 42) -> tuple[jax.Array, jax.Array]:
+    key = jax.random.key(seed)
+    fast = rng.to_fast(key)
+    assert jax.random.key_impl(fast) != jax.random.key_impl(key)
+    return key, fast
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_split_and_draws_equal_default_threefry(shape):
+    key, fast = _pair()
+    data = jax.random.key_data
+    np.testing.assert_array_equal(
+        data(jax.random.split(key, shape)), data(jax.random.split(fast, shape))
+    )
+    for dtype in (jnp.uint8, jnp.uint16, jnp.uint32):
+        np.testing.assert_array_equal(
+            jax.random.bits(key, shape, dtype), jax.random.bits(fast, shape, dtype)
+        )
+    draws = (
+        lambda k: jax.random.uniform(k, shape),
+        lambda k: jax.random.normal(k, shape),
+        lambda k: jax.random.randint(k, shape, 0, 7),
+        lambda k: jax.random.bernoulli(k, 0.3, shape),
+    )
+    for draw in draws:
+        np.testing.assert_array_equal(draw(key), draw(fast))
+        np.testing.assert_array_equal(jax.jit(draw)(key), jax.jit(draw)(fast))
+
+
+@pytest.mark.parametrize("data", [0, 1, 12345, 2**31 + 5, 2**32 - 1])
+def test_fold_in_equals_default_threefry(data):
+    key, fast = _pair(7)
+    np.testing.assert_array_equal(
+        jax.random.key_data(jax.random.fold_in(key, data)),
+        jax.random.key_data(jax.random.fold_in(fast, data)),
+    )
+
+
+def test_vmapped_draws_equal_default_threefry():
+    keys = jax.random.split(jax.random.key(3), 5)
+
+    @jax.jit
+    @jax.vmap
+    def draw(k):
+        first, second = jax.random.split(k)
+        return jax.random.uniform(first, (3,)) + jax.random.randint(second, (3,), 0, 9)
+
+    np.testing.assert_array_equal(draw(keys), draw(rng.to_fast(keys)))
+
+
+def test_round_trip_keeps_key_data_and_leaves_other_keys_alone():
+    key = jax.random.key(5)
+    back = rng.from_fast(rng.to_fast(key), like=key)
+    assert back.dtype == key.dtype
+    np.testing.assert_array_equal(jax.random.key_data(back), jax.random.key_data(key))
+    rbg = jax.random.key(5, impl="rbg")
+    assert rng.to_fast(rbg) is rbg
+    raw = jax.random.PRNGKey(5)  # legacy uint32 key
+    assert rng.to_fast(raw) is raw
+
+
+def test_hash_matches_threefry_reference_vector():
+    # Known-answer test from the Threefry paper (Salmon et al. 2011), also in JAX's tests.
+    words = jnp.asarray([0x13198A2E, 0x03707344, 0x243F6A88, 0x85A308D3], jnp.uint32)
+    out = rng.threefry2x32_hash(*words)
+    np.testing.assert_array_equal(np.asarray(out), [0xC4923A9C, 0x483DF7A0])
+
+
+def test_cpu_lowering_has_no_loop():
+    key = rng.to_fast(jax.random.key(0))
+    text = jax.jit(lambda k: jax.random.uniform(k, (4,))).lower(key).as_text()
+    assert "while" not in text
+    slow = jax.jit(lambda k: jax.random.uniform(k, (4,))).lower(jax.random.key(0)).as_text()
+    assert ("while" in slow) == (jax.default_backend() == "cpu")
+
+
+def test_training_draws_the_numbers_of_default_keys(monkeypatch, tiny_config, tiny_single):
+    """The train loop switches to FAST_THREEFRY inside; with the switch turned off (JAX's
+    own threefry lowering) the run is the same bit for bit, and its state keeps the
+    caller's key type.
+    """
+    key = jax.random.key(11)
+    fast_run = tiny_single(key, tiny_config.hparams())
+    monkeypatch.setattr(rng, "to_fast", lambda k: k)
+    plain_run = jax.jit(make_train(tiny_config))(key, tiny_config.hparams())
+    assert fast_run.runner_state.key.dtype == key.dtype
+    leaves = jax.tree.leaves((fast_run.metrics, fast_run.evals, fast_run.runner_state.params))
+    plain = jax.tree.leaves((plain_run.metrics, plain_run.evals, plain_run.runner_state.params))
+    for fast_leaf, plain_leaf in zip(leaves, plain, strict=True):
+        np.testing.assert_array_equal(fast_leaf, plain_leaf)
