@@ -7,6 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import pytest
+from conftest import TINY
 from flax import struct
 from gymnax.environments import environment, spaces
 
@@ -15,7 +16,6 @@ from purejaxdqn.core.presets import PRESETS
 from purejaxdqn.run import memory
 from purejaxdqn.run.execute import _memory_of, estimate_run_bytes, plan_batches
 from purejaxdqn.run.experiment import lazy_program, run_experiment
-from conftest import TINY
 
 
 @struct.dataclass
