@@ -66,7 +66,9 @@ class TrainProgram(NamedTuple):
             zeros unless `(period + 1) % eval_every == 0` (evals is {} without evaluation).
             Running consecutive equal slices of the periods gives the same results bit
             for bit as one call over all of them.
-        train: `train(key, hp) -> result`, the whole run.
+        train: `train(key, hp) -> (state, metrics, evals)`, the whole run (a tuple or a
+            NamedTuple in that order: the final state, every period's metrics, the
+            evaluations that were due; the memory preflight traces it).
         num_periods: log periods of a run.
         eval_every: periods between evaluations (0: no evaluation).
         env_steps_per_period: env steps one run takes per log period.
@@ -115,8 +117,8 @@ class AlgorithmConfig(Protocol):
     def make_program(self, env: Any = None, env_params: Any = None) -> TrainProgram:
         """The `TrainProgram` of this config (optionally on a given environment object)."""
 
-    def program_capabilities(self) -> Capabilities:
-        """The capabilities `make_program` will declare, known without building it."""
+    def program_capabilities(self, env: Any = None) -> Capabilities:
+        """The capabilities `make_program(env)` will declare, known without building it."""
 
     def replace(self, **changes: Any) -> AlgorithmConfig:
         """A validated copy with `changes` applied."""
@@ -128,6 +130,10 @@ class AlgorithmConfig(Protocol):
 def hparams_in_axes(hparams: Any) -> Any:
     """`vmap` in_axes for a hyperparameter pytree: 0 for leaves with a leading (run) axis,
     None for scalars shared by every run.
+
+    `jax.tree` functions take its None leaves for empty subtrees: map over it with
+    `is_leaf=lambda x: x is None`, or flatten it with
+    `jax.tree.structure(hparams).flatten_up_to(...)`.
     """
     return jax.tree.map(lambda leaf: 0 if np.ndim(leaf) else None, hparams)
 

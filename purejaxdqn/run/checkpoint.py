@@ -34,6 +34,7 @@ import jax
 import numpy as np
 
 from purejaxdqn.run.execute import Resume
+from purejaxdqn.run.states import data_shapes, flatten, unflatten
 
 CHECKPOINT_DIR = "checkpoints"
 MANIFEST = "manifest.json"
@@ -130,15 +131,16 @@ class Checkpointer:
     ) -> Path:
         """Write one checkpoint, complete on disk when this returns; returns its folder.
 
-        `states` is every seed's runner state as numpy arrays with PRNG keys as key data
-        (`parallel.Chunk.states()`); `layout` the device layout that produced it
-        (`experiment.layout_of`), which a resume keeps. A checkpoint with the same number
-        is replaced. Raises OSError (the folder is left as it was) when the disk is full
-        or not writable.
+        `states` is every seed's runner state, leaves with a leading seed axis: the flat
+        list `execute.Chunk.states()` gives, or a state tree (flattened by
+        `states.flatten`, typed PRNG keys as key data); `layout` the device layout that
+        produced it (`experiment.layout_of`), which a resume keeps. A checkpoint with the
+        same number is replaced. Raises OSError (the folder is left as it was) when the
+        disk is full or not writable.
         """
         self.folder.mkdir(parents=True, exist_ok=True)
         temporary = self.folder / f"{_TEMPORARY}{periods_done}-{uuid.uuid4().hex[:8]}"
-        leaves = jax.tree.leaves(states)
+        leaves = flatten(states)
         groups = {
             "state": dict(zip(_leaf_names(len(leaves)), leaves, strict=True)),
             "metrics": dict(metrics),
@@ -218,7 +220,7 @@ class Checkpoint:
     """A verified checkpoint read back.
 
     Attributes:
-        resume: where `parallel.execute` continues from.
+        resume: where `execute.execute` continues from.
         manifest: the checkpoint's manifest (identity, layout, periods done, arrays).
         path: its folder.
         skipped: one line per newer checkpoint that was damaged and skipped.
@@ -311,8 +313,10 @@ def restore(
 
     Args:
         run_dir: a run folder written with checkpoints.
-        state_like: one seed's runner state (arrays or `jax.ShapeDtypeStruct`s, keys as
-            key data), whose tree structure, shapes and dtypes the stored leaves must have.
+        state_like: one seed's runner state (arrays or `jax.ShapeDtypeStruct`s, e.g.
+            `execute.state_shapes`), whose tree structure, shapes and dtypes the stored
+            leaves must have (typed PRNG keys as their key data); `Checkpoint.resume`
+            holds the state in this structure, keys as key data.
         expected: the `identity(...)` of the run resuming; None skips the comparison.
 
     Raises:
@@ -347,7 +351,8 @@ def restore(
                 f"(differences: {'; '.join(differences)}): refusing to resume it; restore "
                 "the run's config.json, or start a new run in another folder"
             )
-    like_leaves, treedef = jax.tree.flatten(state_like)
+    like_data = data_shapes(state_like)  # typed keys as key data, as they were saved
+    like_leaves = jax.tree.leaves(like_data)
     stored = [groups["state"][name] for name in sorted(groups["state"])]
     if len(stored) != len(like_leaves):
         raise ValueError(
@@ -362,7 +367,7 @@ def restore(
                 "written by another config"
             )
     resume = Resume(
-        states=jax.tree.unflatten(treedef, stored),
+        states=unflatten(stored, like_data),
         periods_done=int(manifest["periods_done"]),
         metrics=groups["metrics"],
         evals=groups["evals"],

@@ -67,7 +67,7 @@ def initialize_distributed(
 
     Arguments left as None are read from `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES`
     and `JAX_PROCESS_ID` when set, else detected by JAX (SLURM, Open MPI, TPU pods).
-    Afterwards `jax.devices()` lists every process's devices, and `parallel.execute`
+    Afterwards `jax.devices()` lists every process's devices, and `execute.execute`
     shards runs over all of them.
 
     Raises:
@@ -95,12 +95,6 @@ def initialize_distributed(
             f"{coordinator_address!r}, num_processes={num_processes!r}, process_id="
             f"{process_id!r}): {error}"
         ) from error
-
-
-def sharded_seed_keys(seed: int, num_seeds: int) -> jax.Array:
-    """`jax.random.split(jax.random.key(seed), num_seeds)`, placed by `seed_sharding`."""
-    keys = jax.random.split(jax.random.key(seed), num_seeds)
-    return jax.device_put(keys, seed_sharding(num_seeds))
 
 
 def seed_sharding(num_seeds: int) -> NamedSharding:

@@ -12,63 +12,28 @@ The workspace is the most memory any loop body or branch inside `train` holds at
 environments, ...), found by walking its jaxpr in program order: a value holds its bytes
 from the equation that makes it until its last use; loop carries, `dynamic_update_slice`
 and scatters (the replay buffer's writes) reuse the buffer of an input that dies there.
-XLA fuses most element-wise temporaries away but schedules and packs the rest its own way;
-on CPU its temporaries reached 1.4x this program-order peak (a Nature CNN update, whose
-patch matrices it keeps for several network passes at once), hence `WORKSPACE_MARGIN`.
-
-`check_sizes(config)` refuses, before anything is traced, sizes that JAX's 32-bit
-integers cannot count or index; JAX would otherwise stop with an `OverflowError` from
-deep inside the trace.
+XLA fuses most element-wise temporaries away but schedules and packs the rest its own way,
+and its temporaries can pass this program-order peak (a Nature CNN update, whose patch
+matrices it keeps for several network passes at once; benchmarks/README.md has the
+measurement), hence `WORKSPACE_MARGIN`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
 from jax.extend import core
 
-from purejaxdqn.core.config import DQNConfig, HParams
+from purejaxdqn.program import one_run
 
-if TYPE_CHECKING:
-    from purejaxdqn.core.loop import TrainFn
-
-INT32_MAX = 2**31 - 1
 KEY_BYTES = 8  # a threefry PRNG key: two uint32 words
-WORKSPACE_MARGIN = 2  # XLA's temporaries over the program-order peak: up to 1.4x on CPU
+WORKSPACE_MARGIN = 2  # bound on XLA's temporaries over the program-order peak
 WORKSPACE_BYTES = 16 * 2**10  # loop counters, tuples of buffer pointers, scalars
 _LOOPS = ("scan", "while")
-
-
-def check_sizes(config: DQNConfig) -> None:
-    """Raise a ValueError naming the field when a size of `config` overflows int32.
-
-    The loop counts env steps and updates, and indexes the replay buffer and the
-    environments, in 32-bit integers (JAX's default), so each must stay <= `INT32_MAX`.
-    """
-    limits = {
-        "buffer_size": config.buffer_size,
-        "total_timesteps": config.total_timesteps,
-        "target_update_interval": config.target_update_interval,
-    }
-    if config.num_evals:
-        limits.update(eval_episodes=config.eval_episodes, eval_max_steps=config.eval_max_steps)
-    for name, value in limits.items():
-        if value is not None and value > INT32_MAX:
-            raise ValueError(
-                f"{name}={value} is not allowed: must be at most {INT32_MAX} (2**31 - 1; JAX "
-                "counts and indexes in 32-bit integers)"
-            )
-    updates = config.gradient_steps * config.num_iterations
-    if updates > INT32_MAX:
-        raise ValueError(
-            f"gradient_steps={config.gradient_steps} is not allowed: over "
-            f"{config.num_iterations} iterations it makes {updates} updates, more than "
-            f"{INT32_MAX} (2**31 - 1; JAX counts in 32-bit integers); lower gradient_steps "
-            "or total_timesteps"
-        )
 
 
 def nbytes(tree: Any) -> int:
@@ -175,25 +140,28 @@ def workspace_bytes(jaxpr: core.Jaxpr) -> int:
     return max((peak_bytes(body) for eqn in jaxpr.eqns for body in _inner_jaxprs(eqn)), default=0)
 
 
-def run_bytes(train: TrainFn, hparams: HParams) -> int:
+def run_bytes(train: Callable[[jax.Array, Any], Any], hparams: Any) -> int:
     """Estimated device memory of one row of `train` (see the module docstring).
 
-    `hparams` may hold one value per row; the first row's values are used (shapes do not
-    depend on them).
+    Args:
+        train: `train(key, hp) -> (state, metrics, evals)`, a `TrainProgram`'s `train`.
+        hparams: its hyperparameter pytree; a leaf may hold one value per row, and the
+            first row's values are used (shapes do not depend on them).
 
     Raises:
         ValueError: a size overflows JAX's integers while tracing (`check_sizes` names
             the config field first when `train` comes from `make_train_program`).
     """
-    one_row = HParams(*(np.asarray(leaf).ravel()[0] for leaf in hparams))
     try:
-        closed, shapes = jax.make_jaxpr(train, return_shape=True)(jax.random.key(0), one_row)
+        closed, shapes = jax.make_jaxpr(train, return_shape=True)(
+            jax.random.key(0), one_run(hparams)
+        )
     except OverflowError as error:
         raise ValueError(
             f"one run's sizes overflow JAX's 32-bit integers ({str(error).splitlines()[0]}): "
             "reduce buffer_size, total_timesteps, eval_episodes or the network"
         ) from error
-    state = nbytes(shapes.runner_state)
-    outputs = nbytes((shapes.metrics, shapes.evals))
+    state, metrics, evals = shapes
+    outputs = nbytes((metrics, evals))
     workspace = workspace_bytes(closed.jaxpr)
-    return 2 * state + outputs + WORKSPACE_MARGIN * workspace + WORKSPACE_BYTES
+    return 2 * nbytes(state) + outputs + WORKSPACE_MARGIN * workspace + WORKSPACE_BYTES

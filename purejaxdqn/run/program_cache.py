@@ -2,11 +2,12 @@
 
 JAX's persistent compilation cache (`experiment.enable_compile_cache`) saves the XLA
 compile, but a run still imports the environment suite, builds `train`, traces and lowers
-it before the cache is consulted (about 1.5 s on a 2-core CPU for CartPole). When that
-cache is on and a run names its program (`program_key`), `parallel.execute` also keeps the
-lowered program as a `jax.export` artifact beside it, under `purejaxdqn/`: a second run of
-the same config and layout loads it, with the memory preflight's estimate, and goes
-straight to the (cached) compile.
+it before the cache is consulted. When that cache is on and a run names its program
+(`program_key`), `compile.compile_programs` also keeps the lowered program as a
+`jax.export` artifact beside it, under `purejaxdqn/`: a second run of the same config and
+layout loads it, with the memory preflight's estimate, and goes straight to the (cached)
+compile. The programs take and return runner states as `states.flatten` lays them out
+(flat lists of arrays, keys as key data), which `jax.export` can serialise.
 
 The key covers everything the program depends on: the caller's description (the full
 config), the batch layout, the devices, the versions of jax and jaxlib, and a hash of
@@ -23,6 +24,7 @@ unreadable one and compiles again, though it leaves the file, and so the warning
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -35,6 +37,7 @@ from typing import Any, TypeVar
 import jax
 from jax import export
 
+from purejaxdqn import backend
 from purejaxdqn.outputs.rundir import prepare_folder, write_atomic
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -62,9 +65,12 @@ def _source_hash() -> str:
 
 
 def key(*parts: Any) -> str:
-    """A file-name-safe hash of `parts` (JSON-able), the code and the JAX versions."""
+    """A file-name-safe hash of `parts` (JSON-able), the code, the JAX versions and the
+    backend workarounds in force (which an override can change, see `backend`).
+    """
     versions = [importlib.metadata.version(name) for name in ("jax", "jaxlib")]
-    text = json.dumps([parts, versions, _source_hash()], sort_keys=True, default=str)
+    paths = dataclasses.astuple(backend.workarounds())
+    text = json.dumps([parts, versions, _source_hash(), paths], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

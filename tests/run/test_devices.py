@@ -1,4 +1,5 @@
-"""Seed sharding over several CPU devices and the persistent compilation cache.
+"""CPU cores as devices and the persistent compilation cache (seed sharding and `execute` on
+several devices: test_parallel.py).
 
 Device counts are fixed when JAX starts, so these run small programs in fresh processes.
 """
@@ -34,62 +35,6 @@ def _run(script: str, env: dict[str, str] | None = None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_sharded_seeds_match_single_device_run():
-    """jit(vmap) over sharded keys, and `execute` with one and two seeds per device."""
-    result = _run(
-        f"""
-        import json, jax, numpy as np
-        from purejaxdqn import DQNConfig, make_train, make_train_program
-        from purejaxdqn.run.devices import use_all_cpu_cores, seed_sharding
-        from purejaxdqn.run.execute import execute
-        assert use_all_cpu_cores() is False  # JAX_NUM_CPU_DEVICES is set: left alone
-        config = {TINY}
-        keys = jax.random.split(jax.random.key(3), 4)
-        train = jax.jit(jax.vmap(make_train(config), in_axes=(0, None)))
-        sharded = jax.device_put(keys, seed_sharding(4))
-        one = train(keys, config.hparams())
-        many = train(sharded, config.hparams())
-        def close(a, b):  # per-device batch shapes change float rounding, not behaviour
-            a, b = np.asarray(a), np.asarray(b)
-            if a.dtype.kind in "iub":
-                return bool(np.array_equal(a, b))
-            return bool(np.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True))
-
-        def plain(tree):  # typed PRNG keys compare by their bits
-            is_key = lambda x: jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-            return jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)
-
-        same = jax.tree.map(close, plain(one), plain(many))
-        # parallel.execute: one seed per device runs train directly, two are vmapped
-        program = make_train_program(config)
-        direct = execute(program, keys[:2], config.hparams())
-        mapped = execute(program, keys, config.hparams())
-        alone = execute(program, keys[:2], config.hparams(), devices=jax.devices()[:1])
-        print(json.dumps({{
-            "devices": len(jax.devices()),
-            "used": len(many.metrics["loss"].sharding.device_set),
-            "equal": all(jax.tree.leaves(same)),
-            "odd": len(seed_sharding(3).device_set),
-            "layouts": [[o.plan.num_devices, o.plan.runs_per_device] for o in (direct, alone)],
-            "direct_equal": all(
-                close(direct.metrics[k], mapped.metrics[k][:2])
-                and close(direct.metrics[k], np.asarray(one.metrics[k])[:2])
-                for k in direct.metrics
-            ),
-        }}))
-        """,
-        env={"JAX_NUM_CPU_DEVICES": "2"},
-    )
-    assert result == {
-        "devices": 2,
-        "used": 2,
-        "equal": True,
-        "odd": 1,
-        "layouts": [[2, 1], [1, 2]],
-        "direct_equal": True,
-    }
-
-
 def test_compile_cache_serves_second_process(tmp_path):
     script = f"""
         import json, sys, jax
@@ -108,7 +53,7 @@ def test_compile_cache_serves_second_process(tmp_path):
         print(json.dumps({{
             "hits": len(hits),
             "misses": len(misses),
-            "program_cache": result.summary["program_cache"],
+            "program_cache": result.summary.program_cache,
             "gymnax_imported": "gymnax" in sys.modules,
             "loss": result.metrics["loss"].tolist(),
             "returns": result.evals["return"].tolist(),

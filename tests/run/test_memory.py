@@ -14,8 +14,9 @@ from gymnax.environments import environment, spaces
 from purejaxdqn.core.loop import make_train_program
 from purejaxdqn.core.presets import PRESETS
 from purejaxdqn.run import memory
-from purejaxdqn.run.execute import _memory_of, estimate_run_bytes, plan_batches
+from purejaxdqn.run.compile import memory_of
 from purejaxdqn.run.experiment import lazy_program, run_experiment
+from purejaxdqn.run.plan import estimate_run_bytes, plan_batches
 
 
 @struct.dataclass
@@ -94,7 +95,7 @@ def _xla_bytes(program, config) -> float:
         return state, metrics, evals, state.params
 
     compiled = jax.jit(chunk, donate_argnums=0).lower(state, hparams, periods).compile()
-    return _memory_of(compiled, 1)
+    return memory_of(compiled, 1)
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -156,7 +156,7 @@ def first_run(tmp_path_factory) -> tuple[Path, Experiment]:
     """A cache directory filled by one run (copy it before use), and that run."""
     directory = tmp_path_factory.mktemp("first")
     experiment, _ = train(directory)
-    assert experiment.summary["program_cache"] == "miss"
+    assert experiment.summary.program_cache == "miss"
     return directory, experiment
 
 
@@ -177,7 +177,7 @@ def test_run_rebuilds_damaged_program_cache_entries(first_run, tmp_path):
 
     second, messages = train(tmp_path)
 
-    assert second.summary["program_cache"] == "miss"
+    assert second.summary.program_cache == "miss"
     assert sum("damaged program cache entry" in message for message in messages) == len(entries)
     assert_same_results(first, second)
     assert sorted((tmp_path / "purejaxdqn").iterdir()) == entries
@@ -200,7 +200,7 @@ def train_in_new_process(directory: Path) -> dict:
         from test_program_cache import train
         experiment, messages = train(__import__("pathlib").Path({str(directory)!r}))
         print(json.dumps({{
-            "program_cache": experiment.summary["program_cache"],
+            "program_cache": experiment.summary.program_cache,
             "metrics": {{k: v.tolist() for k, v in experiment.metrics.items()}},
             "evals": {{k: v.tolist() for k, v in experiment.evals.items()}},
             "messages": messages,

@@ -1,4 +1,5 @@
-"""Sweeps, device layout, memory preflight, multi-device and multi-process runs.
+"""Sweeps, on one device, on several devices and in several processes (the device layout and
+the memory preflight themselves: test_parallel.py).
 
 Device counts are fixed when JAX starts, so the 4-device and 2-process runs happen in fresh
 interpreters and are compared with the same sweep run here on one device.
@@ -12,24 +13,14 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
-import jax
 import numpy as np
 import pytest
 from conftest import TINY
 
-from purejaxdqn import cli, make_train, make_train_program
+from purejaxdqn import cli
 from purejaxdqn.outputs.stats import bootstrap_ci, iqm, mean_rows
 from purejaxdqn.run import sweep
-from purejaxdqn.run.execute import (
-    CPU_BYTES_PER_DEVICE,
-    CPU_RUNS_PER_DEVICE,
-    estimate_run_bytes,
-    execute,
-    plan_batches,
-    state_shapes,
-)
 from purejaxdqn.run.experiment import run_experiment
 
 GRID = {"learning_rate": [1e-3, 3e-3, 1e-2]}
@@ -126,57 +117,6 @@ def test_bootstrap_interval_of_the_mean_covers_the_true_mean_about_95_percent():
     assert 0.89 <= covered / trials <= 0.99  # percentile bootstrap slightly under-covers
 
 
-# --- layout and memory preflight (no compiling) ---------------------------------------------
-
-
-def _cpus(count):
-    return [SimpleNamespace(platform="cpu")] * count
-
-
-def test_plan_pads_uneven_counts_and_caps_rows_per_cpu_device():
-    plan = plan_batches(6, 1000, devices=_cpus(4), device_bytes=10**9)
-    assert (plan.num_devices, plan.runs_per_device, plan.num_batches, plan.padding) == (4, 2, 1, 2)
-    plan = plan_batches(64, 1000, devices=_cpus(2), device_bytes=10**9)
-    assert plan.runs_per_device == CPU_RUNS_PER_DEVICE and plan.num_batches == 4
-    assert plan.padding == 0
-    # batches are spread evenly: 20 rows on 2 devices, cap 8 -> 2 batches of 5 per device
-    plan = plan_batches(20, 1000, devices=_cpus(2), device_bytes=10**9)
-    assert (plan.runs_per_device, plan.num_batches, plan.padding) == (5, 2, 0)
-    plan = plan_batches(64, 1000, max_runs_per_device=None, devices=_cpus(2), device_bytes=10**9)
-    assert (plan.runs_per_device, plan.num_batches) == (32, 1)
-    # large rows (MinAtar's 100k buffers) get a smaller CPU cap
-    plan = plan_batches(64, CPU_BYTES_PER_DEVICE // 2, devices=_cpus(2), device_bytes=10**12)
-    assert (plan.runs_per_device, plan.num_batches) == (2, 16)
-    # fewer rows than devices: use only as many devices as rows
-    assert plan_batches(1, 1000, devices=_cpus(2), device_bytes=10**9).num_devices == 1
-    gpus = [SimpleNamespace(platform="gpu")] * 2
-    assert plan_batches(4096, 1000, devices=gpus, device_bytes=10**12).num_batches == 1
-
-
-def test_plan_splits_into_sequential_batches_when_memory_is_short():
-    # 100 MB per run, 1 GB per device: 80% fits 8 runs per device
-    plan = plan_batches(64, 10**8, max_runs_per_device=None, devices=_cpus(2), device_bytes=10**9)
-    assert plan.runs_per_device == 8 and plan.num_batches == 4
-    assert plan.runs_per_device * plan.bytes_per_run <= 0.8 * 10**9
-
-
-def test_plan_rejects_a_run_larger_than_a_device_naming_both_sizes():
-    with pytest.raises(ValueError, match=r"one run needs ~2.00 GiB.*of 1.00 GiB.*buffer_size"):
-        plan_batches(4, 2 * 2**30, devices=_cpus(1), device_bytes=2**30)
-    with pytest.raises(ValueError, match="max_runs_per_device=0 is not allowed"):
-        plan_batches(4, 100, max_runs_per_device=0, devices=_cpus(1), device_bytes=2**30)
-
-
-def test_run_too_large_for_the_device_fails_before_compiling(tiny_program, monkeypatch):
-    def no_jit(*args, **kwargs):
-        raise AssertionError("jax.jit called: the preflight must fail before compiling")
-
-    monkeypatch.setattr(jax, "jit", no_jit)
-    keys = jax.random.split(jax.random.key(0), 2)
-    with pytest.raises(ValueError, match="one run needs"):
-        execute(tiny_program, keys, TINY.hparams(), device_bytes=1000)
-
-
 # --- compiled runs ---------------------------------------------------------------------------
 
 
@@ -190,60 +130,6 @@ def test_each_setting_equals_a_separate_run_with_that_setting(tiny_sweep):
     assert not np.allclose(
         tiny_sweep.experiments[0].metrics["loss"], swept.metrics["loss"], equal_nan=True
     )
-
-
-def test_sequential_batches_equal_one_batch(tiny_program, tiny_vmapped):
-    keys = jax.random.split(jax.random.key(2), 3)
-    reference = tiny_vmapped(keys, TINY.hparams())
-    outputs = execute(tiny_program, keys, TINY.hparams(), max_runs_per_device=1)
-    assert outputs.plan.num_batches == 3
-    assert _all_close(jax.tree.map(np.asarray, reference.metrics), outputs.metrics)
-    assert _all_close(jax.tree.map(np.asarray, reference.evals), outputs.evals)
-    assert outputs.compiled_bytes_per_run <= outputs.plan.bytes_per_run  # estimate bounds XLA
-
-
-def test_idle_batches_offloaded_to_the_host_give_the_same_results(tiny_program):
-    keys = jax.random.split(jax.random.key(2), 3)
-
-    def run(offload):
-        seen = []
-        outputs = execute(
-            tiny_program,
-            keys,
-            TINY.hparams(),
-            max_runs_per_device=1,
-            on_chunk=lambda chunk: seen.append(chunk.periods_done) and False,
-            offload_idle_batches=offload,
-        )
-        assert outputs.plan.num_batches == 3 and seen == [1, 2, 3, 4]
-        return outputs
-
-    kept, offloaded = run(False), run(True)
-    for a, b in ((kept.metrics, offloaded.metrics), (kept.evals, offloaded.evals)):
-        assert all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
-    leaves = zip(jax.tree.leaves(kept.params), jax.tree.leaves(offloaded.params), strict=True)
-    assert all(np.array_equal(x, y) for x, y in leaves)
-
-
-def test_estimate_counts_the_replay_buffer(tiny_train):
-    small = estimate_run_bytes(tiny_train, TINY.hparams())
-    big_config = TINY.replace(buffer_size=TINY.buffer_size * 8)
-    big = estimate_run_bytes(make_train(big_config), big_config.hparams())
-    obs_bytes = 4 * 4  # CartPole: 4 float32
-    assert big - small >= 2 * 7 * TINY.buffer_size * obs_bytes
-
-
-def test_compiled_memory_counts_the_donated_state_once():
-    """The runner state is donated from chunk to chunk, so the compiled program's memory
-    holds one copy of the replay buffer, not an input and an output copy.
-    """
-    config = TINY.replace(buffer_size=2**16, eval_every=0)  # the buffer dominates the state
-    program = make_train_program(config)
-    keys = jax.random.split(jax.random.key(0), 1)
-    outputs = execute(program, keys, config.hparams())
-    shapes = jax.tree.leaves(state_shapes(program, config.hparams()))
-    state = sum(s.size * s.dtype.itemsize for s in shapes)
-    assert state <= outputs.compiled_bytes_per_run < 1.25 * state
 
 
 # --- the command line, on 1 device, 4 devices and 2 processes --------------------------------
