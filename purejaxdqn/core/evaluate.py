@@ -10,20 +10,23 @@ import jax
 import jax.numpy as jnp
 
 from purejaxdqn.core.exploration import epsilon_greedy
+from purejaxdqn.core.networks import QNetwork, as_q_network
 from purejaxdqn.envs.spec import EnvSpec, vector_reset, vector_step
 
 EvaluateFn = Callable[[Any, jax.Array, jax.Array], dict[str, jax.Array]]
 
 
 def make_evaluate(
-    spec: EnvSpec, network: nn.Module, num_episodes: int, max_steps: int
+    spec: EnvSpec, network: nn.Module | QNetwork, num_episodes: int, max_steps: int
 ) -> EvaluateFn:
     """Build `evaluate(params, key, epsilon) -> {'returns', 'lengths'}` (one per episode).
 
     Runs `num_episodes` fresh environments in parallel for `max_steps` steps, each
-    counting only its first episode. An episode still running after `max_steps` is
-    counted as it stands.
+    counting only its first episode, acting epsilon-greedily on the network's Q-values
+    (`QNetwork.q_values`; a flax module is wrapped by `as_q_network`). An episode still
+    running after `max_steps` is counted as it stands.
     """
+    q_values = as_q_network(network).q_values
 
     def evaluate(params: Any, key: jax.Array, epsilon: jax.Array) -> dict[str, jax.Array]:
         reset_key, loop_key = jax.random.split(key)
@@ -32,7 +35,7 @@ def make_evaluate(
         def step(carry: tuple, step_key: jax.Array) -> tuple[tuple, None]:
             obs, env_state, returns, lengths, running = carry
             act_key, env_key = jax.random.split(step_key)
-            action = epsilon_greedy(act_key, network.apply(params, obs), epsilon)
+            action = epsilon_greedy(act_key, q_values(params, obs), epsilon)
             obs, env_state, reward, terminated, truncated, *_ = vector_step(
                 spec, env_key, env_state, action
             )

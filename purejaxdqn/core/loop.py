@@ -4,11 +4,18 @@
       init: networks, optimizer, replay buffer, environments
       scan over log periods                            (num_log_points)
         scan over iterations                           (iterations_per_log_point)
-          act epsilon-greedily in every env, train_freq times; add to the buffer
-          if past learning_starts: gradient_steps TD updates, then the target
-            update when this iteration crossed a multiple of target_update_interval
+          collect: act epsilon-greedily in every env, train_freq times; replay.add each
+          learn, if past learning_starts: gradient_steps updates, each
+              sample -> loss -> optimizer step -> replay update (priorities back)
+            then the target update when this iteration crossed a multiple of
+            target_update_interval
         summarise the period into one row of metrics
         every eval_every periods: greedy evaluation on separate envs
+
+The replay (`replay.make_replay`), the loss (`losses.make_loss`) and the Q-network
+(`networks.make_q_network`) are pure functions chosen from the static config when the
+program is built; `learn` only wires them together, so a new replay, target or head
+plugs in there without changing the loop.
 
 `make_train_program` also gives the two parts (`init`, `run_periods`), so a thin Python
 loop can run the periods in equal-length compiled chunks (progress, checkpoints) with the
@@ -28,18 +35,26 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from purejaxdqn.core import replay, rng
+from purejaxdqn.checks import check_int
+from purejaxdqn.core import rng
 from purejaxdqn.core.config import DQNConfig, HParams
 from purejaxdqn.core.evaluate import make_evaluate
 from purejaxdqn.core.exploration import epsilon_at, epsilon_greedy
-from purejaxdqn.core.losses import masked_mean, polyak_update, target_update_due, td_loss, td_target
-from purejaxdqn.core.networks import make_network
+from purejaxdqn.core.losses import make_loss, polyak_update, target_update_due
+from purejaxdqn.core.networks import make_q_network
+from purejaxdqn.core.replay import ReplayBuffer, make_replay
 from purejaxdqn.envs.spec import make_env, vector_reset, vector_step
-from purejaxdqn.run.memory import check_sizes
+from purejaxdqn.program import NONFINITE_STEP, TrainProgram
+
+INT32_MAX = 2**31 - 1
+_AT_MOST_INT32_MAX = f"at most {INT32_MAX} (2**31 - 1; JAX counts and indexes in 32-bit integers)"
+# `fold_in` data of the loss's key, from each update's sampling key: far above any counter
+# the sample's own draws use, so the two never coincide
+LOSS_KEY_DATA = 2**31 - 1
 
 # Per log period: the env step at the end of the first iteration whose loss, Q-value or
 # parameters were not finite (-1: all finite). A diagnostic, not written to metrics.csv.
-NONFINITE_METRIC = "first_nonfinite_step"
+NONFINITE_METRIC = NONFINITE_STEP
 
 
 class RunnerState(NamedTuple):
@@ -48,7 +63,7 @@ class RunnerState(NamedTuple):
     params: Any
     target_params: Any
     opt_state: Any
-    buffer: replay.ReplayBuffer
+    buffer: ReplayBuffer  # the replay's state
     env_state: Any
     obs: jax.Array
     episode_return: jax.Array
@@ -85,30 +100,6 @@ class TrainResult(NamedTuple):
 TrainFn = Callable[[jax.Array, HParams], TrainResult]
 
 
-class TrainProgram(NamedTuple):
-    """`train` and its two parts (see `make_train_program`).
-
-    Attributes:
-        init: `init(key, hp) -> RunnerState`, the state before the first step.
-        run_periods: `run_periods(state, hp, periods) -> (state, metrics, evals)`: the log
-            periods whose indices are `periods` (int array, the same for every seed), in
-            order. `metrics` and `evals` have one row per period; an evaluation row is
-            zeros unless `(period + 1) % eval_every == 0` (evals is {} without evaluation).
-        train: `train(key, hp) -> TrainResult`, the whole run.
-        num_periods: `config.num_log_points`.
-        eval_every: `config.eval_every` (0: no evaluation).
-        bridged: the environment is a simulator bridge (`bridge`): the program must run on
-            one device with every run in one call, and cannot be exported or checkpointed.
-    """
-
-    init: Callable[[jax.Array, HParams], RunnerState]
-    run_periods: Callable[[RunnerState, HParams, jax.Array], tuple[RunnerState, dict, dict]]
-    train: TrainFn
-    num_periods: int
-    eval_every: int
-    bridged: bool = False
-
-
 def _zero_stats() -> PeriodStats:
     f32, i32 = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
     return PeriodStats(f32, f32, i32, f32, f32, i32, f32, jnp.full((), -1, jnp.int32))
@@ -126,6 +117,33 @@ def _repeat(body: Callable, carry: Any, key: jax.Array, times: int) -> tuple[Any
     if times == 1:
         return body(carry, key)
     return jax.lax.scan(body, carry, jax.random.split(key, times))
+
+
+def check_sizes(config: DQNConfig) -> None:
+    """Raise a ValueError naming the field when a size of `config` overflows int32.
+
+    The loop counts env steps and updates, and indexes the replay buffer and the
+    environments, in 32-bit integers (JAX's default), so each must stay <= `INT32_MAX`.
+    Called before tracing: JAX would otherwise stop with an `OverflowError` from deep
+    inside the trace.
+    """
+    limits = {
+        "buffer_size": config.buffer_size,
+        "total_timesteps": config.total_timesteps,
+        "target_update_interval": config.target_update_interval,
+    }
+    if config.num_evals:
+        limits.update(eval_episodes=config.eval_episodes, eval_max_steps=config.eval_max_steps)
+    for name, value in limits.items():
+        check_int(name, value, maximum=INT32_MAX, or_none=True, allowed=_AT_MOST_INT32_MAX)
+    updates = config.gradient_steps * config.num_iterations
+    if updates > INT32_MAX:
+        raise ValueError(
+            f"gradient_steps={config.gradient_steps} is not allowed: over "
+            f"{config.num_iterations} iterations it makes {updates} updates, more than "
+            f"{INT32_MAX} (2**31 - 1; JAX counts in 32-bit integers); lower gradient_steps "
+            "or total_timesteps"
+        )
 
 
 def make_optimizer(config: DQNConfig, hp: HParams) -> optax.GradientTransformation:
@@ -158,12 +176,21 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
     """
     check_sizes(config)  # before tracing: a ValueError naming the field, not an OverflowError
     spec = make_env(config.env_id, env, env_params, config.obs_storage_dtype, config.env_seed)
-    network = make_network(
+    network = make_q_network(
         config.network, spec.obs_shape, spec.num_actions, config.hidden_sizes, config.dueling
     )
+    replay = make_replay(
+        spec.obs_shape,
+        spec.storage_dtype,
+        config.num_envs,
+        config.buffer_size,
+        spec.max_episode_steps,
+        track_valid=spec.has_reset_steps,
+        frame_stack=spec.frame_stack,  # > 1: env-stacked pixels, kept as a frame ring
+    )
+    loss_fn = make_loss(config, network)
     steps_per_iteration = config.steps_per_iteration
     prefill = config.prefill_iterations
-    frame_stack = spec.frame_stack  # > 1: env-stacked pixels, kept as a frame ring
     evaluate = None
     if config.num_evals:
         max_steps = config.eval_max_steps or spec.max_episode_steps
@@ -186,7 +213,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         return jnp.where(iteration < prefill, 1.0, scheduled)
 
     def init(key: jax.Array, hp: HParams) -> RunnerState:
-        net_key, env_key, loop_key, eval_key = jax.random.split(rng.to_fast(key), 4)
+        net_key, env_key, loop_key, eval_key = jax.random.split(rng.maybe_to_fast(key), 4)
         obs, env_state = vector_reset(spec, env_key, config.num_envs)
         params = network.init(net_key, obs)
         zeros = jnp.zeros((config.num_envs,), jnp.float32)
@@ -194,15 +221,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
             params=params,
             target_params=params,
             opt_state=make_optimizer(config, hp).init(params),
-            buffer=replay.init(
-                spec.obs_shape,
-                spec.storage_dtype,
-                config.num_envs,
-                config.buffer_size,
-                spec.max_episode_steps,
-                track_valid=spec.has_reset_steps,
-                frame_stack=frame_stack,
-            ),
+            buffer=replay.init(),
             env_state=env_state,
             obs=obs,
             episode_return=zeros,
@@ -219,21 +238,13 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         def env_step(carry: tuple, step_key: jax.Array) -> tuple[tuple, None]:
             state, stats = carry
             act_key, env_key = jax.random.split(step_key)
-            q_values = network.apply(state.params, state.obs)
+            q_values = network.q_values(state.params, state.obs)
             action = epsilon_greedy(act_key, q_values, epsilon)
             obs, env_state, reward, terminated, truncated, final_obs, valid = vector_step(
                 spec, env_key, state.env_state, action
             )
             buffer = replay.add(
-                state.buffer,
-                state.obs,
-                action,
-                reward,
-                terminated,
-                truncated,
-                final_obs,
-                valid,
-                frame_stack,
+                state.buffer, state.obs, action, reward, terminated, truncated, final_obs, valid
             )
             episode_return = state.episode_return + reward
             episode_length = state.episode_length + (1 if valid is None else valid)
@@ -258,37 +269,33 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
     def learn(
         state: RunnerState, hp: HParams, iteration: jax.Array, key: jax.Array
     ) -> tuple[RunnerState, jax.Array, jax.Array]:
-        """`gradient_steps` TD updates, then a target update if one is due."""
+        """`gradient_steps` updates (sample, loss, optimizer step, priorities back to the
+        replay), then a target update if one is due.
+        """
         optimizer = make_optimizer(config, hp)
+        loss_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
 
         def update(carry: tuple, sample_key: jax.Array) -> tuple[tuple, tuple]:
-            params, opt_state = carry
-            batch = replay.sample(state.buffer, sample_key, config.batch_size, frame_stack)
-            next_q_target = network.apply(state.target_params, batch.next_obs)
-            next_q_online = network.apply(params, batch.next_obs) if config.double_q else None
-            target = td_target(
-                batch.reward, batch.terminated, next_q_target, hp.gamma, next_q_online
-            )
-
-            def loss_fn(p: Any) -> tuple[jax.Array, jax.Array]:
-                q = network.apply(p, batch.obs)
-                q_taken = jnp.take_along_axis(q, batch.action[:, None], axis=-1)[:, 0]
-                loss = td_loss(q_taken, target, config.loss, hp.huber_delta, batch.valid)
-                return loss, masked_mean(q_taken, batch.valid)
-
-            (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            params, opt_state, buffer = carry
+            sample = replay.sample(buffer, sample_key, config.batch_size, hp.gamma)
+            loss_key = jax.random.fold_in(sample_key, LOSS_KEY_DATA)
+            (loss, aux), grads = loss_and_grad(params, state.target_params, sample, hp, loss_key)
             updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), (loss, q_mean)
+            params = optax.apply_updates(params, updates)
+            buffer = replay.update(buffer, sample.indices, aux.td_error)
+            return (params, opt_state, buffer), (loss, aux.q_mean)
 
-        (params, opt_state), (losses, q_means) = _repeat(
-            update, (state.params, state.opt_state), key, config.gradient_steps
+        (params, opt_state, buffer), (losses, q_means) = _repeat(
+            update, (state.params, state.opt_state, state.buffer), key, config.gradient_steps
         )
         target_params = jax.lax.cond(
             target_update_due(iteration, steps_per_iteration, config.target_update_interval),
             lambda: polyak_update(params, state.target_params, hp.tau),
             lambda: state.target_params,
         )
-        state = state._replace(params=params, target_params=target_params, opt_state=opt_state)
+        state = state._replace(
+            params=params, target_params=target_params, opt_state=opt_state, buffer=buffer
+        )
         return state, losses.sum(), q_means.sum()
 
     def iteration_step(
@@ -387,8 +394,9 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
     def run_periods(
         state: RunnerState, hparams: HParams, periods: jax.Array
     ) -> tuple[RunnerState, dict, dict]:
-        like = state.key  # the loop draws with FAST_THREEFRY: the same numbers, faster
-        state = state._replace(key=rng.to_fast(state.key), eval_key=rng.to_fast(state.eval_key))
+        like = state.key  # on CPU the loop draws with FAST_THREEFRY: the same numbers, faster
+        fast_key, fast_eval_key = rng.maybe_to_fast(state.key), rng.maybe_to_fast(state.eval_key)
+        state = state._replace(key=fast_key, eval_key=fast_eval_key)
         state, (metrics, evals) = jax.lax.scan(
             lambda s, p: period_step(s, p, hparams), state, periods
         )
@@ -409,7 +417,8 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         train=train,
         num_periods=config.num_log_points,
         eval_every=config.eval_every,
-        bridged=spec.bridged,
+        env_steps_per_period=config.iterations_per_log_point * config.steps_per_iteration,
+        capabilities=config.program_capabilities(env),
     )
 
 

@@ -3,14 +3,23 @@ optional dueling head.
 
 Every network casts its input to float32 itself, so the replay buffer can hold compact
 observations (uint8 / bool) and no float copy of a batch is ever stored.
+
+`make_network` gives the flax module (`module.apply(params, obs)` is the Q-values);
+`make_q_network` / `as_q_network` wrap it as a `QNetwork`, the interface the training loop
+uses: `init`, `q_values` (acting, evaluation) and `outputs` (the loss), where a head that
+gives more than Q-values (a distributional head) exposes it as `HeadOutputs.distribution`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+
+from purejaxdqn import backend
 
 
 class QHead(nn.Module):
@@ -97,6 +106,21 @@ class PatchConv(nn.Module):
         return patches @ kernel.reshape(kh * kw * channels, self.features) + bias
 
 
+def valid_conv(
+    features: int,
+    kernel_size: tuple[int, int],
+    strides: tuple[int, int] = (1, 1),
+    name: str | None = None,
+) -> nn.Module:
+    """A 'VALID' convolution for the target backend: `PatchConv` where
+    `backend.workarounds().patch_conv` (on CPU), else `nn.Conv`. Both have the same
+    parameters (names, shapes, initialisation), so checkpoints load on either path.
+    """
+    if backend.workarounds().patch_conv:
+        return PatchConv(features, kernel_size, strides, name=name)
+    return nn.Conv(features, kernel_size, strides, padding="VALID", name=name)
+
+
 class MinAtarQNetwork(nn.Module):
     """The MinAtar DQN network (Young & Tian, 2019): 16 3x3 filters, then dense layers."""
 
@@ -109,7 +133,7 @@ class MinAtarQNetwork(nn.Module):
         """Q-values for observations of shape (*batch, H, W, C)."""
         batch_shape = obs.shape[:-3]
         x = obs.astype(jnp.float32).reshape(-1, *obs.shape[-3:])
-        x = nn.relu(PatchConv(16, kernel_size=(3, 3), name="Conv_0")(x))
+        x = nn.relu(valid_conv(16, kernel_size=(3, 3), name="Conv_0")(x))
         x = x.reshape(x.shape[0], -1)
         for width in self.hidden_sizes:
             x = nn.relu(nn.Dense(width)(x))
@@ -130,8 +154,8 @@ class NatureQNetwork(nn.Module):
     the paper; any H, W >= 36). Integer input (uint8 pixels) is cast to float32 and divided
     by 255 here; float input is used as it is. Then 32 8x8 filters stride 4, 64 4x4 stride
     2, 64 3x3 stride 1 ('VALID', ReLU each; 84 -> 20 -> 9 -> 7), flatten, dense 512 with
-    ReLU and the Q head. The convolutions are `PatchConv`s: same parameters and result as
-    `nn.Conv`, and faster under `jax.vmap` over seeds on CPU.
+    ReLU and the Q head. The convolutions are `valid_conv`s: `PatchConv` on CPU (faster
+    under `jax.vmap` over seeds there), `nn.Conv` elsewhere, with the same parameters.
     """
 
     num_actions: int
@@ -147,7 +171,7 @@ class NatureQNetwork(nn.Module):
         else:
             x = x.astype(jnp.float32)
         for index, (features, side, stride) in enumerate(NATURE_CONVS):
-            conv = PatchConv(features, (side, side), (stride, stride), name=f"Conv_{index}")
+            conv = valid_conv(features, (side, side), (stride, stride), name=f"Conv_{index}")
             x = nn.relu(conv(x))
         x = x.reshape(x.shape[0], -1)
         x = nn.relu(nn.Dense(512)(x))
@@ -199,3 +223,68 @@ def make_network(
             )
         return MinAtarQNetwork(num_actions, tuple(hidden_sizes), dueling)
     return MLPQNetwork(num_actions, tuple(hidden_sizes), dueling, obs_ndim=len(obs_shape))
+
+
+class HeadOutputs(NamedTuple):
+    """What a Q-network's head gives for a batch of observations.
+
+    Attributes:
+        q_values: (*batch, num_actions) float32 Q-values: what acting and evaluation use.
+        distribution: what a distributional head gives besides, per action (e.g. C51's
+            (*batch, num_actions, atoms) logits or QR-DQN's quantiles), for its loss; None
+            for a plain Q head (every network here).
+    """
+
+    q_values: jax.Array
+    distribution: jax.Array | None = None
+
+
+class QNetwork(NamedTuple):
+    """A Q-network as pure functions of its parameters (build with `as_q_network`).
+
+    Attributes:
+        module: the flax module; `module.apply(params, obs)` gives the Q-values.
+        init: `init(key, obs) -> params`, the module's `init` (the same parameter tree).
+        q_values: `q_values(params, obs) -> (*batch, num_actions)` float32, exactly
+            `module.apply(params, obs)`; obs (*batch, *obs_shape) in any dtype.
+        outputs: `outputs(params, obs) -> HeadOutputs`: the module's `outputs` method where
+            it has one (a head that gives more than Q-values), else the Q-values alone.
+    """
+
+    module: nn.Module
+    init: Callable[[jax.Array, jax.Array], Any]
+    q_values: Callable[[Any, jax.Array], jax.Array]
+    outputs: Callable[[Any, jax.Array], HeadOutputs]
+
+
+def as_q_network(network: nn.Module | QNetwork) -> QNetwork:
+    """`network` as a `QNetwork` (a `QNetwork` is returned as it is).
+
+    A module whose head gives more than Q-values defines `__call__(obs)` returning the
+    Q-values (what `q_values` calls) and a method `outputs(obs) -> HeadOutputs` (what
+    `outputs` calls); a plain module gives `HeadOutputs(q_values)`.
+    """
+    if isinstance(network, QNetwork):
+        return network
+    if callable(getattr(type(network), "outputs", None)):
+
+        def outputs(params: Any, obs: jax.Array) -> HeadOutputs:
+            return network.apply(params, obs, method="outputs")
+
+    else:
+
+        def outputs(params: Any, obs: jax.Array) -> HeadOutputs:
+            return HeadOutputs(network.apply(params, obs))
+
+    return QNetwork(module=network, init=network.init, q_values=network.apply, outputs=outputs)
+
+
+def make_q_network(
+    kind: str,
+    obs_shape: tuple[int, ...],
+    num_actions: int,
+    hidden_sizes: Sequence[int],
+    dueling: bool,
+) -> QNetwork:
+    """`make_network(...)` (same arguments and errors) as a `QNetwork`."""
+    return as_q_network(make_network(kind, obs_shape, num_actions, hidden_sizes, dueling))

@@ -28,14 +28,21 @@ of `ceil(capacity_per_env / max_episode_steps) + 1` entries outlives every slot 
 points into it; without a time limit it gets one entry per slot.
 
 Pure functions over `ReplayBuffer`: `init` allocates, `add` writes one vector step,
-`sample` draws uniformly with replacement. The ring position depends only on how many
-steps were added, so under `jax.vmap` over seeds it stays unbatched and the main writes
-stay contiguous slices.
+`sample` draws uniformly with replacement, `update` (priorities back) is the identity. The
+ring position depends only on how many steps were added, so under `jax.vmap` over seeds it
+stays unbatched and the main writes stay contiguous slices.
+
+`make_replay` binds the static layout and returns them as a `Replay` (`init`, `add`,
+`sample`, `update`), the interface the training loop uses: a different replay (n-step
+returns, prioritized sampling) is another `make_*` returning a `Replay`. A sample carries
+what the learner needs and no more: the transitions with their bootstrap `discount`
+(gamma folded in), the sampled items' `indices` (for `update`) and importance `weights`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -44,14 +51,44 @@ import numpy as np
 
 
 class Transition(NamedTuple):
-    """A batch of transitions; `next_obs` is the true successor observation."""
+    """A batch of B sampled transitions, ready for the target `reward + discount * V(next_obs)`.
+
+    Attributes:
+        obs: (B, *obs_shape) the observations acted on, in the storage dtype.
+        action: (B,) int32 actions taken.
+        reward: (B,) float32 rewards received.
+        discount: (B,) float32 `gamma**k * (1 - terminated)`, the factor of the bootstrap
+            value, k the env steps the transition spans (1 here). Only termination zeroes
+            it: a truncated transition keeps `gamma` and bootstraps from its true final
+            observation.
+        next_obs: (B, *obs_shape) the true successor observation (after a truncation the
+            final observation, not the reset one), in the storage dtype.
+        valid: (B,) bool, False for the reset steps of envs that have them (the loss
+            ignores those), or None when every transition is valid.
+    """
 
     obs: jax.Array
     action: jax.Array
     reward: jax.Array
+    discount: jax.Array
     next_obs: jax.Array
-    terminated: jax.Array
-    valid: jax.Array | None = None  # None: every transition is valid
+    valid: jax.Array | None = None
+
+
+class Sample(NamedTuple):
+    """What `sample` draws: transitions, where they are stored, and how much each counts.
+
+    Attributes:
+        batch: the B sampled `Transition`s.
+        indices: (B,) int32 flat item indices `slot * num_envs + env` into the buffer's
+            (slots, num_envs) rings, what `update` is given back to find the items.
+        weights: (B,) float32 importance weights the loss multiplies each sample's loss by
+            (all exactly 1 for uniform replay).
+    """
+
+    batch: Transition
+    indices: jax.Array
+    weights: jax.Array
 
 
 class ReplayBuffer(NamedTuple):
@@ -89,6 +126,31 @@ def final_slots_for(capacity_per_env: int, max_episode_steps: int | None) -> int
     return math.ceil(capacity_per_env / max_episode_steps) + 1
 
 
+def check_layout(
+    obs_shape: tuple[int, ...],
+    num_envs: int,
+    capacity: int,
+    track_valid: bool,
+    frame_stack: int,
+) -> None:
+    """Raise a ValueError unless `init` can lay these out (arguments as in `init`).
+
+    Raises:
+        ValueError: `capacity` is not a multiple of `num_envs`, or `frame_stack > 1`
+            without `track_valid` or with observations whose last axis is not
+            `frame_stack` frames.
+    """
+    if capacity % num_envs:
+        raise ValueError(
+            f"buffer_size={capacity} is not allowed: must be a multiple of num_envs={num_envs}"
+        )
+    if frame_stack > 1 and (not track_valid or obs_shape[-1] != frame_stack):
+        raise ValueError(
+            f"frame_stack={frame_stack} needs an env with reset steps and observations whose "
+            f"last axis stacks {frame_stack} frames (got shape {obs_shape})"
+        )
+
+
 def init(
     obs_shape: tuple[int, ...],
     obs_dtype: np.dtype | jnp.dtype,
@@ -110,16 +172,11 @@ def init(
             no side ring.
         frame_stack: k > 1 stores each observation's newest frame only (a frame ring;
             needs `track_valid`); 0 or 1 stores whole observations.
+
+    Raises:
+        ValueError: see `check_layout`.
     """
-    if capacity % num_envs:
-        raise ValueError(
-            f"buffer_size={capacity} is not allowed: must be a multiple of num_envs={num_envs}"
-        )
-    if frame_stack > 1 and (not track_valid or obs_shape[-1] != frame_stack):
-        raise ValueError(
-            f"frame_stack={frame_stack} needs an env with reset steps and observations whose "
-            f"last axis stacks {frame_stack} frames (got shape {obs_shape})"
-        )
+    check_layout(obs_shape, num_envs, capacity, track_valid, frame_stack)
     per_env = capacity // num_envs
     slots = per_env + 1 + _history(frame_stack)
     finals = final_slots_for(per_env, max_episode_steps)
@@ -231,9 +288,24 @@ def _stacks(buffer: ReplayBuffer, slot: jax.Array, env: jax.Array, k: int) -> ja
 
 
 def sample(
-    buffer: ReplayBuffer, key: jax.Array, batch_size: int, frame_stack: int = 0
-) -> Transition:
-    """Draw `batch_size` stored transitions uniformly, with replacement."""
+    buffer: ReplayBuffer,
+    key: jax.Array,
+    batch_size: int,
+    gamma: jax.Array | float,
+    frame_stack: int = 0,
+) -> Sample:
+    """Draw `batch_size` stored transitions uniformly, with replacement.
+
+    Args:
+        buffer: the buffer (at least one transition added per env).
+        key: PRNG key of the draw.
+        batch_size: B, transitions drawn.
+        gamma: the discount factor (traced), folded into each transition's `discount`.
+        frame_stack: the one the buffer was made with.
+
+    Returns:
+        A `Sample`: the transitions, their flat indices and weights of exactly 1.
+    """
     slots, num_envs = buffer.action.shape
     size = jnp.maximum(buffer.size, 1)
     flat = jax.random.randint(key, (batch_size,), 0, size * num_envs)
@@ -250,11 +322,94 @@ def sample(
         final = buffer.final_obs[buffer.final_index[slot, env], env]
         mask = truncated.reshape(truncated.shape + (1,) * (final.ndim - 1))
         next_obs = jnp.where(mask, final, next_obs)
-    return Transition(
+    not_done = 1.0 - buffer.terminated[slot, env].astype(jnp.float32)
+    batch = Transition(
         obs=pair[:batch_size],
         action=buffer.action[slot, env],
         reward=buffer.reward[slot, env],
+        # gamma * not_done first: the target `reward + discount * next_value` then rounds
+        # exactly as `reward + gamma * not_done * next_value` did
+        discount=gamma * not_done,
         next_obs=next_obs,
-        terminated=buffer.terminated[slot, env],
         valid=None if buffer.valid is None else buffer.valid[slot, env],
     )
+    indices = (slot * num_envs + env).astype(jnp.int32)
+    return Sample(batch, indices, jnp.ones((batch_size,), jnp.float32))
+
+
+def update(buffer: ReplayBuffer, indices: jax.Array, priorities: jax.Array) -> ReplayBuffer:
+    """Write sampled items' priorities back: uniform replay keeps none, so `buffer` itself.
+
+    Args:
+        buffer: the buffer sampled from.
+        indices: (B,) int32 `Sample.indices` of the items.
+        priorities: (B,) float32 their new priorities (e.g. the |TD errors|).
+    """
+    del indices, priorities
+    return buffer
+
+
+class Replay(NamedTuple):
+    """A replay buffer as pure functions over its state, which the caller carries.
+
+    Built by `make_replay` (the uniform ring buffer of this module, state `ReplayBuffer`);
+    another replay is another factory returning these four functions.
+
+    Attributes:
+        init: `init() -> state`, the empty buffer.
+        add: `add(state, obs, action, reward, terminated, truncated, final_obs, valid=None)
+            -> state`: one vector step, every argument with leading axis num_envs (see the
+            module function `add`).
+        sample: `sample(state, key, batch_size, gamma) -> Sample`: `batch_size` transitions,
+            `gamma` (traced) folded into their `discount`.
+        update: `update(state, indices, priorities) -> state`: the (B,) float32
+            `priorities` of the sampled items `indices` (`Sample.indices`) written back,
+            called after every optimizer step; the identity for uniform replay.
+    """
+
+    init: Callable[[], ReplayBuffer]
+    add: Callable[..., ReplayBuffer]
+    sample: Callable[[ReplayBuffer, jax.Array, int, jax.Array], Sample]
+    update: Callable[[ReplayBuffer, jax.Array, jax.Array], ReplayBuffer]
+
+
+def make_replay(
+    obs_shape: tuple[int, ...],
+    obs_dtype: np.dtype | jnp.dtype,
+    num_envs: int,
+    capacity: int,
+    max_episode_steps: int | None,
+    track_valid: bool = False,
+    frame_stack: int = 0,
+) -> Replay:
+    """The uniform replay buffer of this module as a `Replay` (arguments as in `init`).
+
+    Raises:
+        ValueError: the layout is not possible (see `check_layout`), raised here, when the
+            program is built, rather than when `init` is traced.
+    """
+    check_layout(obs_shape, num_envs, capacity, track_valid, frame_stack)
+
+    def init_buffer() -> ReplayBuffer:
+        return init(
+            obs_shape, obs_dtype, num_envs, capacity, max_episode_steps, track_valid, frame_stack
+        )
+
+    def add_step(
+        buffer: ReplayBuffer,
+        obs: jax.Array,
+        action: jax.Array,
+        reward: jax.Array,
+        terminated: jax.Array,
+        truncated: jax.Array,
+        final_obs: jax.Array,
+        valid: jax.Array | None = None,
+    ) -> ReplayBuffer:
+        return add(
+            buffer, obs, action, reward, terminated, truncated, final_obs, valid, frame_stack
+        )
+
+    def draw(buffer: ReplayBuffer, key: jax.Array, batch_size: int, gamma: jax.Array) -> Sample:
+        return sample(buffer, key, batch_size, gamma, frame_stack)
+
+    return Replay(init=init_buffer, add=add_step, sample=draw, update=update)

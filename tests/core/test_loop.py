@@ -215,3 +215,76 @@ def test_minatar_runs_through_run_experiment_in_chunks():
     assert experiment.metrics["episode_return"].shape == (2, 4)
     assert np.isfinite(experiment.metrics["loss"]).all()
     assert experiment.evals["return"].shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"buffer_size": 10**12},
+        {"total_timesteps": 2**34},
+        {"target_update_interval": 2**31},
+        {"eval_episodes": 2**31},
+        {"eval_max_steps": 2**31},
+    ],
+    ids=lambda changes: next(iter(changes)),
+)
+def test_check_sizes_names_the_field_past_int32(changes, tiny_config):
+    from purejaxdqn.core.loop import check_sizes
+
+    check_sizes(tiny_config)
+    field, value = next(iter(changes.items()))
+    with pytest.raises(ValueError, match=rf"^{field}={value} is not allowed: must be at most"):
+        check_sizes(tiny_config.replace(**changes))
+
+
+def test_check_sizes_counts_every_update(tiny_config):
+    from purejaxdqn.core.loop import check_sizes
+
+    config = tiny_config.replace(total_timesteps=2**24)  # 2**22 iterations of 4 env steps
+    check_sizes(config.replace(gradient_steps=2**8))
+    pattern = r"^gradient_steps=1024 is not allowed: over 4194304 iterations it makes 4294967296"
+    with pytest.raises(ValueError, match=pattern):
+        check_sizes(config.replace(gradient_steps=2**10))
+
+
+def test_learn_writes_priorities_back_after_every_update(monkeypatch, tiny_config):
+    """The learner carries the replay state through `Replay.update` after every optimizer
+    step: a replay whose update marks the sampled items (reward set to 1000 + |TD error|)
+    shows the marks of every update afterwards, and nothing else in the buffer changes."""
+    from purejaxdqn.core import loop
+    from purejaxdqn.core.replay import Replay, make_replay
+
+    def marking_replay(*args, **kwargs) -> Replay:
+        uniform = make_replay(*args, **kwargs)
+
+        def update(buffer, indices, priorities):
+            assert indices.shape == priorities.shape == (config.batch_size,)
+            rewards = buffer.reward.reshape(-1).at[indices].set(1000.0 + priorities)
+            return buffer._replace(reward=rewards.reshape(buffer.reward.shape))
+
+        return uniform._replace(update=update)
+
+    # 16 iterations of 4 env steps; only the last learns, with 3 updates of 32 samples
+    config = tiny_config.replace(
+        total_timesteps=64,
+        learning_starts=60,
+        target_update_interval=16,
+        num_log_points=1,
+        eval_every=0,
+        gradient_steps=3,
+    )
+    key, hp = jax.random.key(0), config.hparams()
+    uniform = jax.jit(loop.make_train(config))(key, hp).runner_state.buffer
+    monkeypatch.setattr(loop, "make_replay", marking_replay)
+    marked_run = jax.jit(loop.make_train(config))(key, hp).runner_state.buffer
+    rewards, plain = np.asarray(marked_run.reward), np.asarray(uniform.reward)
+    marked = rewards >= 1000.0
+    # more items than one update samples: every update's marks were carried on
+    assert config.batch_size < marked.sum() <= 3 * config.batch_size
+    assert np.all(plain[marked] == 1.0)  # stored CartPole transitions, now marked
+    np.testing.assert_array_equal(rewards[~marked], plain[~marked])
+    jax.tree.map(
+        np.testing.assert_array_equal,
+        marked_run._replace(reward=None),
+        uniform._replace(reward=None),
+    )

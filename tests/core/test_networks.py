@@ -9,11 +9,15 @@ from jax import monitoring
 
 from purejaxdqn import DQNConfig, make_train
 from purejaxdqn.core.networks import (
+    HeadOutputs,
     MinAtarQNetwork,
     MLPQNetwork,
     NatureQNetwork,
     PatchConv,
+    QNetwork,
+    as_q_network,
     make_network,
+    make_q_network,
 )
 from purejaxdqn.envs.spec import make_env
 
@@ -163,3 +167,46 @@ def test_nature_network_on_small_observations_fails_before_compiling(env_id, sha
     finally:
         monitoring.unregister_event_duration_listener(listen)
     assert compiles == []
+
+
+@pytest.mark.parametrize(
+    "obs_shape, dueling", [((4,), False), ((10, 10, 4), True), ((36, 36, 2), False)]
+)
+def test_q_network_interface_gives_the_modules_q_values_and_parameters(obs_shape, dueling):
+    module = make_network("auto", obs_shape, 3, (16,), dueling)
+    network = make_q_network("auto", obs_shape, 3, (16,), dueling)
+    assert isinstance(network, QNetwork) and network.module == module
+    assert as_q_network(network) is network
+    obs = jax.random.uniform(jax.random.key(1), (5, *obs_shape))
+    params = network.init(jax.random.key(0), obs)
+    same = module.init(jax.random.key(0), obs)
+    assert jax.tree.structure(params) == jax.tree.structure(same)
+    jax.tree.map(np.testing.assert_array_equal, params, same)  # the same parameter tree
+    q = network.q_values(params, obs)
+    np.testing.assert_array_equal(q, module.apply(params, obs))
+    outputs = network.outputs(params, obs)
+    assert isinstance(outputs, HeadOutputs) and outputs.distribution is None
+    np.testing.assert_array_equal(outputs.q_values, q)
+
+
+class ThreeAtoms(nn.Module):
+    """A distributional head in miniature: 3 atoms per action, Q = their mean."""
+
+    @nn.compact
+    def __call__(self, obs):
+        return self.outputs(obs).q_values
+
+    @nn.compact
+    def outputs(self, obs):
+        atoms = nn.Dense(2 * 3)(obs).reshape(*obs.shape[:-1], 2, 3)
+        return HeadOutputs(q_values=atoms.mean(axis=-1), distribution=atoms)
+
+
+def test_a_head_with_outputs_exposes_its_distribution_and_acts_on_q_values():
+    network = as_q_network(ThreeAtoms())
+    obs = jnp.ones((4, 5))
+    params = network.init(jax.random.key(0), obs)
+    outputs = network.outputs(params, obs)
+    assert outputs.distribution.shape == (4, 2, 3)
+    np.testing.assert_array_equal(outputs.q_values, outputs.distribution.mean(axis=-1))
+    np.testing.assert_array_equal(network.q_values(params, obs), outputs.q_values)

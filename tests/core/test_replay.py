@@ -6,6 +6,7 @@ import pytest
 from purejaxdqn.core import replay
 
 NUM_ENVS = 2
+GAMMA = 0.5
 
 
 def _step(buffer, t, terminated=(False, False), truncated=(False, False), final=None):
@@ -24,15 +25,17 @@ def _step(buffer, t, terminated=(False, False), truncated=(False, False), final=
 
 
 def _all_transitions(buffer):
-    """Every stored transition, keyed by its action, via many uniform draws."""
-    batch = replay.sample(buffer, jax.random.key(0), 4096)
+    """Every stored transition, keyed by its action, via many uniform draws: (obs, reward,
+    next obs, terminated), terminated read from the discount (0, else GAMMA)."""
+    batch = replay.sample(buffer, jax.random.key(0), 4096, GAMMA).batch
+    assert set(np.asarray(batch.discount).tolist()) <= {0.0, GAMMA}
     seen = {}
     for i in range(4096):
         seen[int(batch.action[i])] = (
             float(batch.obs[i, 0]),
             float(batch.reward[i]),
             float(batch.next_obs[i, 0]),
-            bool(batch.terminated[i]),
+            float(batch.discount[i]) == 0.0,
         )
     return seen
 
@@ -109,7 +112,7 @@ def test_sample_is_uniform_over_envs_and_slots():
     buffer = replay.init((2,), jnp.float32, NUM_ENVS, capacity=4, max_episode_steps=None)
     for t in range(3):  # fill 2 of 2 slots per env, one wrap
         buffer = _step(buffer, t)
-    actions = np.asarray(replay.sample(buffer, jax.random.key(1), 40_000).action)
+    actions = np.asarray(replay.sample(buffer, jax.random.key(1), 40_000, GAMMA).batch.action)
     values, counts = np.unique(actions, return_counts=True)
     assert values.tolist() == [1, 2, 101, 102]
     expected, sd = 10_000, np.sqrt(40_000 * 0.25 * 0.75)
@@ -156,10 +159,93 @@ def test_reset_steps_are_stored_flagged_invalid():
             obs + t + 1,
             jnp.asarray(valid),
         )
-    batch = replay.sample(buffer, jax.random.key(0), 512)
+    batch = replay.sample(buffer, jax.random.key(0), 512, GAMMA).batch
     invalid = set(np.asarray(batch.action)[~np.asarray(batch.valid)].tolist())
     assert invalid == {1}  # only env 0's step 1
     with pytest.raises(ValueError, match="valid must be given"):
         replay.add(
             buffer, obs, *([jnp.zeros(NUM_ENVS, jnp.int32)] * 2), *([obs[:, 0] > 0] * 2), obs
         )
+
+
+def _filled(max_episode_steps=2):
+    """Steps 0-2: at t=1 env 0 truncates (final obs 999), env 1 terminates (final obs 555)."""
+    buffer = replay.init((2,), jnp.float32, NUM_ENVS, 8, max_episode_steps)
+    buffer = _step(buffer, 0)
+    buffer = _step(
+        buffer, 1, terminated=(False, True), truncated=(True, False), final=[[999, 0], [555, 0]]
+    )
+    return _step(buffer, 2)
+
+
+def test_discount_is_gamma_unless_terminated():
+    """Ordinary and truncated transitions keep discount gamma (a truncation with its true
+    final observation), a terminated one gets 0; gamma may be traced."""
+    sample = jax.jit(replay.sample, static_argnums=(2, 4))(_filled(), jax.random.key(0), 512, 0.9)
+    batch = sample.batch
+    assert batch.discount.dtype == jnp.float32 and batch.discount.shape == (512,)
+    by_action = {}
+    columns = (batch.action, batch.discount, batch.next_obs[:, 0])
+    for action, discount, next_obs in zip(*map(np.asarray, columns), strict=True):
+        by_action[int(action)] = (float(discount), float(next_obs))
+    assert sorted(by_action) == [0, 1, 2, 100, 101, 102]
+    assert by_action[1] == (np.float32(0.9), 999.0)  # truncated: gamma, true final obs
+    assert by_action[101][0] == 0.0  # terminated
+    for ordinary in (0, 2, 100, 102):
+        assert by_action[ordinary][0] == np.float32(0.9)
+    assert by_action[0][1] == 10.0 and by_action[102][1] == 31.0
+
+
+def test_uniform_sample_weights_are_one_and_indices_name_the_items():
+    buffer = _filled()
+    sample = replay.sample(buffer, jax.random.key(3), 256, GAMMA)
+    assert sample.weights.dtype == jnp.float32 and sample.weights.shape == (256,)
+    assert np.all(np.asarray(sample.weights) == 1.0)
+    assert sample.indices.dtype == jnp.int32 and sample.indices.shape == (256,)
+    flat_actions = np.asarray(buffer.action).reshape(-1)  # (slot, env) rows, flattened
+    np.testing.assert_array_equal(flat_actions[sample.indices], sample.batch.action)
+    flat_rewards = np.asarray(buffer.reward).reshape(-1)
+    np.testing.assert_array_equal(flat_rewards[sample.indices], sample.batch.reward)
+
+
+def test_uniform_update_returns_the_state_unchanged():
+    buffer = _filled()
+    sample = replay.sample(buffer, jax.random.key(3), 16, GAMMA)
+    updated = replay.update(buffer, sample.indices, jnp.arange(16, dtype=jnp.float32))
+    assert jax.tree.structure(updated) == jax.tree.structure(buffer)
+    jax.tree.map(np.testing.assert_array_equal, updated, buffer)
+    traced = jax.jit(replay.update)(buffer, sample.indices, jnp.ones(16, jnp.float32))
+    jax.tree.map(np.testing.assert_array_equal, traced, buffer)
+
+
+def test_make_replay_binds_the_layout_and_checks_it_when_built():
+    made = replay.make_replay((2,), jnp.float32, NUM_ENVS, 8, 2)
+    state = made.init()
+    jax.tree.map(
+        np.testing.assert_array_equal, state, replay.init((2,), jnp.float32, NUM_ENVS, 8, 2)
+    )
+    obs = jnp.ones((NUM_ENVS, 2), jnp.float32)
+    flags = jnp.zeros(NUM_ENVS, bool)
+    actions = jnp.array([3, 4], jnp.int32)
+    state = made.add(state, obs, actions, jnp.ones(NUM_ENVS), flags, flags, obs + 1)
+    sample = made.sample(state, jax.random.key(0), 32, 0.9)
+    expected = replay.sample(
+        replay.add(
+            replay.init((2,), jnp.float32, NUM_ENVS, 8, 2),
+            obs,
+            actions,
+            jnp.ones(NUM_ENVS),
+            flags,
+            flags,
+            obs + 1,
+        ),
+        jax.random.key(0),
+        32,
+        0.9,
+    )
+    jax.tree.map(np.testing.assert_array_equal, sample, expected)
+    assert made.update(state, sample.indices, sample.weights) is state
+    with pytest.raises(ValueError, match="buffer_size=7 .*multiple of num_envs=2"):
+        replay.make_replay((2,), jnp.float32, NUM_ENVS, 7, None)
+    with pytest.raises(ValueError, match="frame_stack=4 needs an env with reset steps"):
+        replay.make_replay((10, 10, 4), jnp.uint8, NUM_ENVS, 8, None, frame_stack=4)

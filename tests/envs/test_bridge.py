@@ -216,8 +216,9 @@ def test_frame_ring_rebuilds_the_env_stacks_across_episode_boundaries():
     assert replay.capacity_of(whole) == replay.capacity_of(ring, 4) == 80
     assert replay.nbytes(ring) < 1.01 * (80 + 2 * 4) * 84 * 84 < 0.3 * replay.nbytes(whole)
     key = jax.random.key(2)
-    expected, rebuilt = replay.sample(whole, key, 2048), replay.sample(ring, key, 2048, 4)
-    for name in ("obs", "next_obs", "action", "valid", "terminated"):
+    expected = replay.sample(whole, key, 2048, 0.99).batch
+    rebuilt = replay.sample(ring, key, 2048, 0.99, 4).batch
+    for name in ("obs", "next_obs", "action", "valid", "discount"):
         np.testing.assert_array_equal(getattr(rebuilt, name), getattr(expected, name), name)
     # the batch holds stacks that restart mid-stack (a game's first frame repeated)
     repeated = (np.asarray(expected.obs)[..., 0] == np.asarray(expected.obs)[..., 1]).all((1, 2))
