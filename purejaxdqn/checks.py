@@ -40,9 +40,10 @@ def check_int(
     """
     if value is None and or_none:
         return None
-    low_ok = minimum is None or (is_integer(value) and value >= minimum)
-    if is_integer(value) and low_ok and (maximum is None or value <= maximum):
-        return int(value)
+    if is_integer(value):
+        number = int(value)  # compared as a Python int: exact for every numpy integer type
+        if (minimum is None or number >= minimum) and (maximum is None or number <= maximum):
+            return number
     if allowed is None:
         if minimum is not None and maximum is not None:
             allowed = f"an integer in [{minimum}, {maximum}]"

@@ -1,20 +1,35 @@
-"""The run configuration: every option, its documentation, and its validation.
+"""The run configuration: every option, its documentation, its allowed values, and the
+traced hyperparameters.
 
-`DQNConfig` holds everything. `make_train` reads its static fields (shapes, loop lengths,
-choices between code paths) once; the numeric knobs a user may want to sweep travel as a
-traced `HParams` pytree, so one compiled program serves every seed and every setting.
+`DQNConfig` holds everything. Each field declares, next to its doc (the CLI's `--help`),
+the values it allows (`_option(..., minimum=1)`, `choices=LOSSES`, `interval="(0, 1]"`);
+its annotation gives its kind and whether None is allowed. `check_fields` checks every
+field against that declaration; `validate` checks the rules between fields.
+
+`make_train` reads the static fields (shapes, loop lengths, choices between code paths)
+once; the fields marked `traced=True` (the numeric knobs a user may want to sweep) travel,
+in field order, as the traced `HParams` pytree, so one compiled program serves every seed
+and every setting. A new traced hyperparameter is one new field with `traced=True` and its
+interval: `HParams`, `hparams()`, the range checks and the CLI's sweep options follow.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import math
+import re
+import typing
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import jax
 import numpy as np
 
+from purejaxdqn.checks import check_int, is_integer
 from purejaxdqn.program import Capabilities
+from purejaxdqn.program import hparams_in_axes as hparams_in_axes  # re-exported (old home)
 
 if TYPE_CHECKING:
     from purejaxdqn.program import TrainProgram
@@ -25,9 +40,87 @@ NETWORKS = ("auto", "mlp", "minatar_cnn", "nature_cnn")
 OBS_STORAGE_DTYPES = ("auto", "float32", "float16", "uint8", "bool", "int32")
 
 
-def _option(default: Any, doc: str) -> Any:
-    """A dataclass field whose documentation is also the CLI's `--help` text."""
-    return dataclasses.field(default=default, metadata={"doc": doc})
+class Interval(NamedTuple):
+    """An interval of real numbers, written as in mathematics: `Interval.parse("(0, 1]")`."""
+
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Interval:
+        """The interval `text` names: `[` and `]` close an end, `(` and `)` open it, `inf`
+        is infinity: "[0, 1]", "(0, inf)", "(0, inf]", "(-inf, inf)".
+
+        Raises:
+            ValueError: `text` is not written that way.
+        """
+        match = re.fullmatch(r"([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])", text)
+        if match is None:
+            raise ValueError(f"interval={text!r} is not allowed: write it like '(0, 1]'")
+        opening, low, high, closing = match.groups()
+        return cls(float(low), float(high), opening == "[", closing == "]")
+
+    def words(self) -> str:
+        """The interval in words: 'a finite value in (0, inf)', 'a value in (0, inf]' (when
+        +inf belongs to it).
+        """
+        opening = "[" if self.low_closed else "("
+        closing = "]" if self.high_closed else ")"
+        text = f"{opening}{self.low:g}, {self.high:g}{closing}"
+        if self.high_closed and math.isinf(self.high):
+            return f"a value in {text}"
+        return f"a finite value in {text}"
+
+    def outside(self, values: Any) -> np.ndarray:
+        """Which elements of `values` (numbers or an array) lie outside the interval; NaN
+        and infinities always do, unless the infinity is a closed end.
+        """
+        arr = np.asarray(values, dtype=np.float64)
+        above_low = arr >= self.low if self.low_closed else arr > self.low
+        below_high = arr <= self.high if self.high_closed else arr < self.high
+        allow_inf = self.high_closed and math.isinf(self.high)
+        finite = np.isfinite(arr) | (allow_inf & (arr == np.inf))
+        return ~(above_low & below_high & finite)
+
+
+def _option(
+    default: Any,
+    doc: str,
+    *,
+    minimum: int | None = None,
+    choices: tuple[str, ...] | None = None,
+    interval: str | None = None,
+    allowed: str | None = None,
+    traced: bool = False,
+) -> Any:
+    """A dataclass field with its documentation (the CLI's `--help` text) and the values it
+    allows, which `check_fields` checks.
+
+    The field's annotation gives its kind (`int`, `float`, `bool`, `str`, `tuple[int, ...]`)
+    and whether None is allowed (`int | None`); the rest is declared here.
+
+    Args:
+        default: the default value.
+        doc: what the option does.
+        minimum: the smallest value of an `int` field or of each element of a tuple field.
+        choices: the values a `str` field may take (without: any non-empty string).
+        interval: the values a `float` field may take, e.g. "(0, 1]" (see `Interval.parse`).
+        allowed: the interval in words for messages, replacing 'a finite value in (0, inf)'
+            (not for traced fields, whose messages are those of `hparams()`).
+        traced: a traced hyperparameter: `hparams()` carries it, in field order, as a
+            float32 array that a sweep may vary without recompiling (needs `interval`).
+    """
+    metadata = {
+        "doc": doc,
+        "minimum": minimum,
+        "choices": choices,
+        "interval": None if interval is None else Interval.parse(interval),
+        "allowed": allowed,
+        "traced": traced,
+    }
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,61 +137,89 @@ class DQNConfig:
         "(optional extras): LunarLander-v3, PongNoFrameskip-v4, ALE/Pong-v5, envpool:<task>, "
         "gymnasium:<id>.",
     )
-    num_envs: int = _option(10, "Environments stepped in parallel per seed.")
+    num_envs: int = _option(10, "Environments stepped in parallel per seed.", minimum=1)
     total_timesteps: int = _option(
         500_000,
         "Env steps per seed (all envs together); must be a multiple of "
         "num_envs * train_freq * num_log_points.",
+        minimum=1,
     )
     buffer_size: int = _option(
-        10_000, "Replay buffer capacity in transitions, a multiple of num_envs."
+        10_000, "Replay buffer capacity in transitions, a multiple of num_envs.", minimum=1
     )
     learning_starts: int = _option(
-        10_000, "Env steps of uniform-random actions that fill the buffer before learning."
+        10_000,
+        "Env steps of uniform-random actions that fill the buffer before learning.",
+        minimum=0,
     )
-    batch_size: int = _option(128, "Transitions sampled (with replacement) per gradient step.")
+    batch_size: int = _option(
+        128, "Transitions sampled (with replacement) per gradient step.", minimum=1
+    )
     train_freq: int = _option(
         1,
         "Vectorized env steps per iteration (each steps all num_envs envs); an iteration "
         "collects num_envs * train_freq transitions, then takes gradient_steps updates.",
+        minimum=1,
     )
-    gradient_steps: int = _option(1, "Gradient updates per iteration.")
-    learning_rate: float = _option(2.5e-4, "Adam step size (traced hyperparameter).")
-    adam_eps: float = _option(1e-8, "Adam epsilon.")
+    gradient_steps: int = _option(1, "Gradient updates per iteration.", minimum=1)
+    learning_rate: float = _option(
+        2.5e-4, "Adam step size (traced hyperparameter).", traced=True, interval="(0, inf)"
+    )
+    adam_eps: float = _option(1e-8, "Adam epsilon.", interval="(0, inf)", allowed="finite and > 0")
     anneal_lr: bool = _option(
         False,
         "Decay the learning rate linearly from learning_rate to 0 over the updates of the run.",
     )
-    max_grad_norm: float | None = _option(
-        10.0, "Clip gradients to this global norm (traced); 'none' disables clipping."
+    gamma: float = _option(
+        0.99, "Discount factor in [0, 1] (traced).", traced=True, interval="[0, 1]"
     )
-    gamma: float = _option(0.99, "Discount factor in [0, 1] (traced).")
     tau: float = _option(
         1.0,
         "Target update rate in (0, 1]: target <- tau*online + (1-tau)*target every "
         "target_update_interval env steps; 1.0 is a hard copy (traced).",
+        traced=True,
+        interval="(0, 1]",
     )
     target_update_interval: int = _option(
         500,
         "Env steps between target updates; at least num_envs * train_freq (one iteration). "
         "Need not divide evenly: the target updates at the first iteration that reaches "
         "each multiple.",
+        minimum=1,
     )
     exploration_schedule: str = _option(
         "linear",
         "Epsilon decay: 'linear' reaches the final value after exploration_fraction of "
         "total_timesteps; 'exponential' decays with time constant "
         "exploration_fraction * total_timesteps.",
+        choices=EXPLORATION_SCHEDULES,
+    )
+    exploration_initial_eps: float = _option(
+        1.0, "Epsilon at step 0 (traced).", traced=True, interval="[0, 1]"
+    )
+    exploration_final_eps: float = _option(
+        0.05, "Epsilon after decay (traced).", traced=True, interval="[0, 1]"
     )
     exploration_fraction: float = _option(
-        0.5, "Fraction of total_timesteps that sets the epsilon decay length (traced)."
+        0.5,
+        "Fraction of total_timesteps that sets the epsilon decay length (traced).",
+        traced=True,
+        interval="(0, inf)",
     )
-    exploration_initial_eps: float = _option(1.0, "Epsilon at step 0 (traced).")
-    exploration_final_eps: float = _option(0.05, "Epsilon after decay (traced).")
-    loss: str = _option("mse", "TD loss: 'mse' (mean squared error) or 'huber'.")
-    huber_delta: float = _option(1.0, "Huber loss transition point (traced).")
+    loss: str = _option("mse", "TD loss: 'mse' (mean squared error) or 'huber'.", choices=LOSSES)
+    huber_delta: float = _option(
+        1.0, "Huber loss transition point (traced).", traced=True, interval="(0, inf)"
+    )
+    max_grad_norm: float | None = _option(
+        10.0,
+        "Clip gradients to this global norm (traced); 'none' disables clipping.",
+        traced=True,
+        interval="(0, inf]",
+    )
     double_q: bool = _option(False, "Double DQN: the online network picks the next action.")
-    hidden_sizes: tuple[int, ...] = _option((120, 84), "Hidden layer widths of the Q-network.")
+    hidden_sizes: tuple[int, ...] = _option(
+        (120, 84), "Hidden layer widths of the Q-network.", minimum=1
+    )
     network: str = _option(
         "auto",
         "Q-network: 'mlp'; 'minatar_cnn' (16 3x3 filters + dense, for small HxWxC images "
@@ -107,31 +228,42 @@ class DQNConfig:
         "pixels are scaled by 1/255 inside); or 'auto' (nature_cnn for HxWxC with H, W >= "
         "36, minatar_cnn for smaller HxWxC, mlp otherwise). A CNN the observation shape "
         "cannot take raises when the program is built.",
+        choices=NETWORKS,
     )
     dueling: bool = _option(False, "Dueling head: Q = V + A - mean(A).")
     obs_storage_dtype: str = _option(
         "auto",
         "Replay buffer observation dtype; 'auto' stores binary observations (MinAtar, "
         "bsuite grids) as uint8 and others in the environment's own dtype.",
+        choices=OBS_STORAGE_DTYPES,
     )
     env_seed: int = _option(
         0,
         "Seed of a bridged simulator (envpool, gymnasium): seed k of a run sees the "
         "simulators a lone run with env_seed + k sees. The CLI sets it to --seed. Unused by "
         "gymnax envs, whose randomness comes from the key.",
+        minimum=0,
     )
-    num_log_points: int = _option(100, "Metric summaries per run, evenly spaced in env steps.")
+    num_log_points: int = _option(
+        100, "Metric summaries per run, evenly spaced in env steps.", minimum=1
+    )
     eval_every: int = _option(
-        10, "Greedy evaluation every this many log points (0 disables evaluation)."
+        10, "Greedy evaluation every this many log points (0 disables evaluation).", minimum=0
     )
-    eval_episodes: int = _option(10, "Episodes per greedy evaluation (run in parallel).")
-    eval_epsilon: float = _option(0.0, "Epsilon of the evaluation policy (traced).")
+    eval_episodes: int = _option(10, "Episodes per greedy evaluation (run in parallel).", minimum=1)
+    eval_epsilon: float = _option(
+        0.0, "Epsilon of the evaluation policy (traced).", traced=True, interval="[0, 1]"
+    )
     eval_max_steps: int | None = _option(
         None,
         "Step limit of an evaluation episode; defaults to the environment's max_steps_in_episode.",
+        minimum=1,
     )
     solved_threshold: float | None = _option(
-        None, "Greedy return at which the task counts as solved (reported, never enforced)."
+        None,
+        "Greedy return at which the task counts as solved (reported, never enforced).",
+        interval="(-inf, inf)",
+        allowed="finite",
     )
 
     def __post_init__(self) -> None:
@@ -142,6 +274,7 @@ class DQNConfig:
         if isinstance(self.hidden_sizes, tuple):
             sizes = tuple(_python_scalar(h) for h in self.hidden_sizes)
             object.__setattr__(self, "hidden_sizes", sizes)
+        check_fields(self)
         validate(self)
 
     @property
@@ -216,11 +349,11 @@ class DQNConfig:
 
     def hparam_names(self) -> tuple[str, ...]:
         """The traced hyperparameters, the names `hparams` takes as overrides."""
-        return HParams._fields
+        return traced_names(type(self))
 
     def check_hparams(self, hparams: Any, num_runs: int | None = None) -> HParams:
         """`check_hparams(hparams, num_runs)`: hand-built hyperparameters, range-checked."""
-        return check_hparams(hparams, num_runs)
+        return _check_hparams_of(type(self), hparams, num_runs)
 
     def make_program(self, env: Any = None, env_params: Any = None) -> TrainProgram:
         """`make_train_program(self, env, env_params)`."""
@@ -240,33 +373,194 @@ class DQNConfig:
         return Capabilities()
 
 
-class HParams(NamedTuple):
-    """Hyperparameters that `train` receives as traced values.
+# --- checks of single fields, as declared ---------------------------------------------
+
+
+class _Rule(NamedTuple):
+    """How `check_fields` checks one field: its kind and whether None passes (from its
+    annotation), and what `_option` declared.
+    """
+
+    name: str
+    kind: type
+    or_none: bool
+    minimum: int | None = None
+    choices: tuple[str, ...] | None = None
+    interval: Interval | None = None
+    allowed: str | None = None
+    traced: bool = False
+
+
+def _python_scalar(value: Any) -> Any:
+    """`value` as a Python scalar if it is a numpy one (np.int64(3) -> 3), else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _not_allowed(name: str, value: Any, allowed: str) -> ValueError:
+    """The error of every field check: `name=value is not allowed: must be <allowed>`."""
+    return ValueError(f"{name}={value!r} is not allowed: must be {allowed}")
+
+
+def _check_int_field(rule: _Rule, value: Any) -> None:
+    check_int(rule.name, value, rule.minimum, or_none=rule.or_none)
+
+
+def _as_number(value: Any) -> float | None:
+    """`value` as a float if it is an int or a float (not a bool) within the float range."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond the float range
+            return None
+    return None
+
+
+def _check_float_field(rule: _Rule, value: Any) -> None:
+    interval = rule.interval
+    words = rule.allowed or interval.words()
+    number = _as_number(value)
+    if number is None:
+        or_none = ", or None" if rule.or_none else ""
+        raise _not_allowed(rule.name, value, f"a number (int or float), {words}{or_none}")
+    if rule.traced:
+        _check_range(rule.name, number, interval)  # the message of a bad hparams() override
+    elif interval.outside(number):
+        raise _not_allowed(rule.name, value, words + (" or None" if rule.or_none else ""))
+
+
+def _check_bool_field(rule: _Rule, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise _not_allowed(rule.name, value, "a bool")
+
+
+def _check_str_field(rule: _Rule, value: Any) -> None:
+    if rule.choices is not None and (not isinstance(value, str) or value not in rule.choices):
+        raise _not_allowed(rule.name, value, f"one of {list(rule.choices)}")
+    if not isinstance(value, str) or not value:
+        raise _not_allowed(rule.name, value, "a non-empty string")
+
+
+def _check_tuple_field(rule: _Rule, value: Any) -> None:
+    low = -math.inf if rule.minimum is None else rule.minimum
+    if not isinstance(value, tuple) or not all(is_integer(v) and v >= low for v in value):
+        if rule.minimum is None:
+            raise _not_allowed(rule.name, value, "a tuple of integers")
+        integers = "positive integers" if rule.minimum == 1 else f"integers >= {rule.minimum}"
+        raise _not_allowed(rule.name, value, f"a tuple of {integers}")
+
+
+_FIELD_CHECKS: dict[type, Callable[[_Rule, Any], None]] = {
+    int: _check_int_field,
+    float: _check_float_field,
+    bool: _check_bool_field,
+    str: _check_str_field,
+    tuple: _check_tuple_field,
+}
+
+
+def check_fields(config: Any) -> None:
+    """Check every field of `config` (a `DQNConfig`, or a subclass) on its own, against
+    the kind its annotation gives and the values its metadata allow; None passes where the
+    annotation allows it.
+
+    Raises:
+        ValueError: `name=value is not allowed: must be ...` for the first field (in field
+            order) that breaks its declaration.
+    """
+    for rule in _rules(type(config)):
+        value = getattr(config, rule.name)
+        if not (value is None and rule.or_none):
+            _FIELD_CHECKS[rule.kind](rule, value)
+
+
+# --- the declarations, read once per config class -------------------------------------
+
+
+_DECLARATIONS = ("minimum", "choices", "interval", "allowed", "traced")  # `_option`'s keys
+
+
+@functools.cache
+def _rules(config_type: type) -> tuple[_Rule, ...]:
+    """The rule of every field of the dataclass `config_type`, in field order.
+
+    Raises:
+        TypeError: a field is declared inconsistently (an unsupported annotation, a float
+            without an interval, a traced field that is not a float).
+    """
+    hints = typing.get_type_hints(config_type)
+    rules = []
+    for field in dataclasses.fields(config_type):
+        hint, or_none = hints[field.name], False
+        args = typing.get_args(hint)
+        if type(None) in args and len(args) == 2:  # `X | None`
+            hint, or_none = next(arg for arg in args if arg is not type(None)), True
+        kind = typing.get_origin(hint) or hint
+        declared = {key: field.metadata[key] for key in _DECLARATIONS if key in field.metadata}
+        rule = _Rule(field.name, kind, or_none, **declared)
+        where = f"{config_type.__name__}.{field.name}"
+        if kind not in _FIELD_CHECKS:
+            raise TypeError(f"{where}: annotation {hint} is not one that check_fields knows")
+        if kind is float and rule.interval is None:
+            raise TypeError(f"{where}: a float field needs interval=")
+        if rule.traced and (kind is not float or rule.allowed):
+            raise TypeError(f"{where}: a traced field is a float with an interval, no allowed=")
+        rules.append(rule)
+    return tuple(rules)
+
+
+def traced_names(config_type: type) -> tuple[str, ...]:
+    """The traced hyperparameters of `config_type`: its fields marked `traced=True`, in
+    field order (the fields of its `HParams`).
+    """
+    return tuple(rule.name for rule in _rules(config_type) if rule.traced)
+
+
+def traced_intervals(config_type: type) -> dict[str, Interval]:
+    """The allowed values of each traced hyperparameter of `config_type`, by name."""
+    return {rule.name: rule.interval for rule in _rules(config_type) if rule.traced}
+
+
+class HParams(collections.namedtuple("_TracedFields", traced_names(DQNConfig))):
+    """Hyperparameters that `train` receives as traced values: the fields of `DQNConfig`
+    marked `traced=True`, in field order.
 
     Any leaf may carry a leading axis to `jax.vmap` over settings; build with
     `DQNConfig.hparams(...)` so values are checked before compiling.
     """
 
-    learning_rate: Any
-    gamma: Any
-    tau: Any
-    exploration_initial_eps: Any
-    exploration_final_eps: Any
-    exploration_fraction: Any
-    huber_delta: Any
-    max_grad_norm: Any
-    eval_epsilon: Any
+    __slots__ = ()
+
+
+@functools.cache
+def hparams_type(config_type: type) -> type:
+    """The NamedTuple of the traced hyperparameters of `config_type`: `HParams` for
+    `DQNConfig` (and for any config with the same traced fields), else one made once with
+    the traced fields of `config_type`, named `<config_type>HParams`.
+    """
+    names = traced_names(config_type)
+    if names == HParams._fields:
+        return HParams
+    return collections.namedtuple(f"{config_type.__name__}HParams", names)
+
+
+# --- the traced hyperparameters -------------------------------------------------------
 
 
 def make_hparams(config: DQNConfig, **overrides: Any) -> HParams:
-    """Build `HParams` from `config`, replacing fields named in `overrides`; validate all."""
-    unknown = sorted(set(overrides) - set(HParams._fields))
+    """Build `HParams` from `config`, replacing fields named in `overrides`; validate all.
+
+    Raises:
+        ValueError: an override names no traced hyperparameter, or a value is not a number
+            or lies outside its allowed range.
+    """
+    names = hparams_type(type(config))._fields
+    intervals = traced_intervals(type(config))
+    unknown = sorted(set(overrides) - set(names))
     if unknown:
         raise ValueError(
-            f"unknown hyperparameter(s) {unknown}; traced hyperparameters are "
-            f"{list(HParams._fields)}"
+            f"unknown hyperparameter(s) {unknown}; traced hyperparameters are {list(names)}"
         )
-    values = {name: getattr(config, name) for name in HParams._fields}
+    values = {name: getattr(config, name) for name in names}
     if values["max_grad_norm"] is None:
         if "max_grad_norm" in overrides:
             raise ValueError(
@@ -282,55 +576,19 @@ def make_hparams(config: DQNConfig, **overrides: Any) -> HParams:
         except (TypeError, ValueError, OverflowError):
             raise ValueError(
                 f"{name}={value!r} is not allowed: must be a number or an array of numbers, "
-                f"{_allowed_range(name)}"
+                f"{intervals[name].words()}"
             ) from None
-        _check_range(name, arrays[name])
-    return HParams(**{k: jax.numpy.asarray(v) for k, v in arrays.items()})
+        _check_range(name, arrays[name], intervals[name])
+    return hparams_type(type(config))(**{k: jax.numpy.asarray(v) for k, v in arrays.items()})
 
 
-def hparams_in_axes(hparams: HParams) -> HParams:
-    """`vmap` in_axes for `hparams`: 0 for leaves with a leading (setting) axis, else None.
-
-    Example: `jax.vmap(train, in_axes=(0, hparams_in_axes(hp)))(keys, hp)`.
-    """
-    return HParams(*(0 if np.ndim(leaf) else None for leaf in hparams))
-
-
-# (lower, upper, lower inclusive, upper inclusive) for every traced hyperparameter.
-_RANGES: dict[str, tuple[float, float, bool, bool]] = {
-    "learning_rate": (0.0, math.inf, False, False),
-    "gamma": (0.0, 1.0, True, True),
-    "tau": (0.0, 1.0, False, True),
-    "exploration_initial_eps": (0.0, 1.0, True, True),
-    "exploration_final_eps": (0.0, 1.0, True, True),
-    "exploration_fraction": (0.0, math.inf, False, False),
-    "huber_delta": (0.0, math.inf, False, False),
-    "max_grad_norm": (0.0, math.inf, False, True),
-    "eval_epsilon": (0.0, 1.0, True, True),
-}
-
-
-def _allowed_range(name: str) -> str:
-    """The values traced hyperparameter `name` may take, in words: 'a finite value in (0, inf)'."""
-    lo, hi, lo_closed, hi_closed = _RANGES[name]
-    interval = f"{'[' if lo_closed else '('}{lo:g}, {hi:g}{']' if hi_closed else ')'}"
-    if hi_closed and math.isinf(hi):
-        return f"a value in {interval}"
-    return f"a finite value in {interval}"
-
-
-def _check_range(name: str, value: Any) -> None:
-    """Raise ValueError naming `name` if any element of `value` leaves its allowed range."""
-    lo, hi, lo_closed, hi_closed = _RANGES[name]
+def _check_range(name: str, value: Any, interval: Interval) -> None:
+    """Raise ValueError naming `name` if any element of `value` lies outside `interval`."""
     arr = np.asarray(value, dtype=np.float64)
-    above_lo = arr >= lo if lo_closed else arr > lo
-    below_hi = arr <= hi if hi_closed else arr < hi
-    allow_inf = hi_closed and math.isinf(hi)
-    finite = np.isfinite(arr) | (allow_inf & (arr == np.inf))
-    bad = ~(above_lo & below_hi & finite)
+    bad = interval.outside(arr)
     if np.any(bad):
         shown = (arr[bad].ravel()[0] if arr.ndim else arr).item()
-        raise ValueError(f"{name}={shown!r} is not allowed: must be {_allowed_range(name)}")
+        raise ValueError(f"{name}={shown!r} is not allowed: must be {interval.words()}")
 
 
 def check_hparams(hparams: HParams, num_runs: int | None = None) -> HParams:
@@ -358,12 +616,19 @@ def check_hparams(hparams: HParams, num_runs: int | None = None) -> HParams:
             value leaves its allowed range (NaN included; the ranges of `DQNConfig`), or,
             with `num_runs`, a leaf has another shape.
     """
-    if not isinstance(hparams, HParams):
+    return _check_hparams_of(DQNConfig, hparams, num_runs)
+
+
+def _check_hparams_of(config_type: type, hparams: Any, num_runs: int | None) -> Any:
+    """`check_hparams` for the traced hyperparameters of `config_type`."""
+    expected = hparams_type(config_type)
+    if not isinstance(hparams, expected):
         raise ValueError(
-            f"hparams of type {type(hparams).__name__} is not allowed: must be an HParams "
-            "(build it with config.hparams(...))"
+            f"hparams of type {type(hparams).__name__} is not allowed: must be an "
+            f"{expected.__name__} (build it with config.hparams(...))"
         )
-    for name, leaf in zip(HParams._fields, hparams, strict=True):
+    intervals = traced_intervals(config_type)
+    for name, leaf in zip(expected._fields, hparams, strict=True):
         try:
             dtype = np.asarray(leaf).dtype
         except (TypeError, ValueError):  # e.g. a ragged list
@@ -373,7 +638,7 @@ def check_hparams(hparams: HParams, num_runs: int | None = None) -> HParams:
         ):
             raise ValueError(
                 f"hparams.{name}={leaf!r} is not allowed: must be a number or an array of "
-                f"numbers (int or float), {_allowed_range(name)}"
+                f"numbers (int or float), {intervals[name].words()}"
             )
         shape = np.shape(leaf)
         if num_runs is not None and (len(shape) > 1 or (shape and shape[0] != num_runs)):
@@ -381,71 +646,27 @@ def check_hparams(hparams: HParams, num_runs: int | None = None) -> HParams:
                 f"hparams.{name} with shape {shape} is not allowed: must be a scalar (shared "
                 f"by every seed) or have shape ({num_runs},), one value per seed"
             )
-        _check_range(name, leaf)
+        _check_range(name, leaf, intervals[name])
     return hparams
 
 
-def _python_scalar(value: Any) -> Any:
-    """`value` as a Python scalar if it is a numpy one (np.int64(3) -> 3), else unchanged."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _require_number(config: DQNConfig, name: str, allowed: str) -> float:
-    """Field `name` as a float; raise ValueError saying `allowed` unless it is an int or float."""
-    value = getattr(config, name)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except OverflowError:  # an int beyond the float range
-            pass
-    raise ValueError(f"{name}={value!r} is not allowed: must be a number (int or float), {allowed}")
-
-
-def _require_int(config: DQNConfig, name: str, minimum: int, or_none: bool = False) -> int:
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        allowed = f"an integer >= {minimum}" + (", or None" if or_none else "")
-        raise ValueError(f"{name}={value!r} is not allowed: must be {allowed}")
-    return int(value)
-
-
-def _require_choice(config: DQNConfig, name: str, choices: tuple[str, ...]) -> None:
-    value = getattr(config, name)
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}={value!r} is not allowed: must be one of {list(choices)}")
+# --- checks between fields ------------------------------------------------------------
 
 
 def validate(config: DQNConfig) -> None:
-    """Check every static field and the default hyperparameters; raise a clear ValueError.
+    """Check the rules that involve several fields; raise a clear ValueError.
 
+    Every field must have passed `check_fields` first (`DQNConfig` does both on creation).
     Environment-dependent checks (unknown id, continuous actions) happen in `envs.make_env`.
     """
-    if not isinstance(config.env_id, str) or not config.env_id:
-        raise ValueError(f"env_id={config.env_id!r} is not allowed: must be a non-empty string")
-    num_envs = _require_int(config, "num_envs", 1)
-    train_freq = _require_int(config, "train_freq", 1)
-    _require_int(config, "gradient_steps", 1)
-    batch_size = _require_int(config, "batch_size", 1)
-    buffer_size = _require_int(config, "buffer_size", 1)
-    learning_starts = _require_int(config, "learning_starts", 0)
-    total = _require_int(config, "total_timesteps", 1)
-    num_log_points = _require_int(config, "num_log_points", 1)
-    eval_every = _require_int(config, "eval_every", 0)
-    _require_int(config, "eval_episodes", 1)
-    _require_int(config, "env_seed", 0)
-    interval = _require_int(config, "target_update_interval", 1)
-    for name, choices in (
-        ("exploration_schedule", EXPLORATION_SCHEDULES),
-        ("loss", LOSSES),
-        ("network", NETWORKS),
-        ("obs_storage_dtype", OBS_STORAGE_DTYPES),
-    ):
-        _require_choice(config, name, choices)
-
-    if buffer_size < num_envs * train_freq:
+    num_envs, train_freq = config.num_envs, config.train_freq
+    buffer_size, total = config.buffer_size, config.total_timesteps
+    num_log_points, eval_every = config.num_log_points, config.eval_every
+    per_iter = num_envs * train_freq
+    if buffer_size < per_iter:
         raise ValueError(
             f"buffer_size={buffer_size} is not allowed: must hold at least one iteration's "
-            f"transitions, num_envs * train_freq = {num_envs * train_freq}"
+            f"transitions, num_envs * train_freq = {per_iter}"
         )
     if buffer_size % num_envs:
         lower = buffer_size - buffer_size % num_envs
@@ -454,11 +675,10 @@ def validate(config: DQNConfig) -> None:
             f"{num_envs} (each env has its own ring); nearest valid: {lower} or "
             f"{lower + num_envs}"
         )
-    if batch_size > buffer_size:
+    if config.batch_size > buffer_size:
         raise ValueError(
-            f"batch_size={batch_size} is not allowed: must be <= buffer_size={buffer_size}"
+            f"batch_size={config.batch_size} is not allowed: must be <= buffer_size={buffer_size}"
         )
-    per_iter = num_envs * train_freq
     if total < per_iter:
         raise ValueError(
             f"total_timesteps={total} is not allowed: must be at least one iteration, "
@@ -474,47 +694,20 @@ def validate(config: DQNConfig) -> None:
             f"{per_log} so every log point covers the same env steps (nearest: "
             f"{' or '.join(map(str, nearest))}; or change num_log_points)"
         )
-    if learning_starts >= total:
+    if config.learning_starts >= total:
         raise ValueError(
-            f"learning_starts={learning_starts} is not allowed: must be < total_timesteps="
-            f"{total}, or the agent never learns"
+            f"learning_starts={config.learning_starts} is not allowed: must be < "
+            f"total_timesteps={total}, or the agent never learns"
         )
-    if interval < per_iter:
+    if config.target_update_interval < per_iter:
         raise ValueError(
-            f"target_update_interval={interval} is not allowed: must be >= num_envs * "
-            f"train_freq = {per_iter}, the env steps of one iteration (the target updates at "
-            "most once per iteration; use tau < 1 for soft updates every iteration)"
+            f"target_update_interval={config.target_update_interval} is not allowed: must be "
+            f">= num_envs * train_freq = {per_iter}, the env steps of one iteration (the "
+            "target updates at most once per iteration; use tau < 1 for soft updates every "
+            "iteration)"
         )
     if eval_every and num_log_points % eval_every:
         raise ValueError(
             f"eval_every={eval_every} is not allowed: must divide num_log_points="
             f"{num_log_points} (or be 0 to disable evaluation)"
         )
-    if not isinstance(config.hidden_sizes, tuple) or not all(
-        isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1
-        for h in config.hidden_sizes
-    ):
-        raise ValueError(
-            f"hidden_sizes={config.hidden_sizes!r} is not allowed: must be a tuple of "
-            "positive integers"
-        )
-    if config.eval_max_steps is not None:
-        _require_int(config, "eval_max_steps", 1, or_none=True)
-    if config.solved_threshold is not None:
-        threshold = _require_number(config, "solved_threshold", "finite, or None")
-        if not math.isfinite(threshold):
-            raise ValueError(
-                f"solved_threshold={config.solved_threshold!r} is not allowed: must be finite "
-                "or None"
-            )
-    for name in ("double_q", "dueling", "anneal_lr"):
-        if not isinstance(getattr(config, name), bool):
-            raise ValueError(f"{name}={getattr(config, name)!r} is not allowed: must be a bool")
-    adam_eps = _require_number(config, "adam_eps", "finite and > 0")
-    if not (math.isfinite(adam_eps) and adam_eps > 0):
-        raise ValueError(f"adam_eps={config.adam_eps!r} is not allowed: must be finite and > 0")
-    for name in HParams._fields:
-        if name == "max_grad_norm" and config.max_grad_norm is None:
-            continue
-        or_none = ", or None" if name == "max_grad_norm" else ""
-        _check_range(name, _require_number(config, name, _allowed_range(name) + or_none))

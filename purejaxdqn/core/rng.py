@@ -7,7 +7,9 @@ iteration. `FAST_THREEFRY` is the same generator: key data, `split`, `fold_in` a
 bits are bit for bit those of `jax.random.key` (with `jax_threefry_partitionable`, JAX's
 default), but the 20 rounds are straight-line code that XLA fuses into one kernel.
 `to_fast` and `from_fast` switch a key between the two without changing its data, so the
-training loop draws exactly the numbers it would draw with ordinary keys.
+training loop draws exactly the numbers it would draw with ordinary keys. The loop switches
+with `maybe_to_fast`, which does so only where `backend.workarounds().fast_threefry` (on
+CPU); on GPU and TPU it keeps JAX's own threefry.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import define_prng_impl, threefry_prng_impl
+
+from purejaxdqn import backend
+from purejaxdqn.checks import check_int
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
@@ -94,6 +99,14 @@ def to_fast(key: jax.Array) -> jax.Array:
     return jax.random.wrap_key_data(jax.random.key_data(key), impl=FAST_THREEFRY)
 
 
+def maybe_to_fast(key: jax.Array) -> jax.Array:
+    """`to_fast(key)` where the target backend uses the fast threefry
+    (`backend.workarounds().fast_threefry`: on CPU), else `key` as it is. Either way the
+    loop draws the same numbers; the choice is made when the caller is traced.
+    """
+    return to_fast(key) if backend.workarounds().fast_threefry else key
+
+
 def from_fast(key: jax.Array, like: jax.Array) -> jax.Array:
     """`key` (from `to_fast(like)`) back in the generator of `like`, with the same data."""
     if key.dtype == like.dtype:
@@ -105,14 +118,11 @@ SEED_LIMIT = 2**64  # seeds are integers in [0, 2**64)
 
 
 def check_seed(seed: object, name: str = "seed") -> int:
-    """`seed` as an int, or a ValueError naming `name` unless it is an integer in [0, 2**64)."""
-    integral = isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_))
-    if not integral or not 0 <= int(seed) < SEED_LIMIT:
-        raise ValueError(
-            f"{name}={seed!r} is not allowed: must be an integer in [0, 2**64) "
-            f"(0 to {SEED_LIMIT - 1})"
-        )
-    return int(seed)
+    """`seed` as an int, or a ValueError naming `name` unless it is an integer in [0, 2**64)
+    (`checks.check_int`).
+    """
+    allowed = f"an integer in [0, 2**64) (0 to {SEED_LIMIT - 1})"
+    return check_int(name, seed, 0, SEED_LIMIT - 1, allowed=allowed)
 
 
 def seed_key(seed: int) -> jax.Array:

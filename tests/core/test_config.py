@@ -4,14 +4,16 @@ before anything is compiled."""
 import dataclasses
 import json
 import math
+import pickle
 import re
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejaxdqn import DQNConfig, get_preset, make_train
-from purejaxdqn.core.config import HParams, check_hparams
+from purejaxdqn import DQNConfig, get_preset, hparams_in_axes, make_train, program
+from purejaxdqn.checks import check_int
+from purejaxdqn.core.config import HParams, Interval, _option, check_hparams, traced_intervals
 
 BASE = dict(num_envs=4, total_timesteps=4000, buffer_size=1000, learning_starts=100)
 
@@ -234,3 +236,182 @@ def test_check_hparams_checks_type_and_shapes():
         check_hparams(hp, num_runs=2)
     with pytest.raises(ValueError, match=r"^hparams.gamma with shape \(2, 1\) is not allowed"):
         check_hparams(hp._replace(gamma=np.full((2, 1), 0.9)), num_runs=3)
+
+
+# --- checks declared per field; traced hyperparameters from the fields --------------------
+
+
+def test_hparams_are_the_traced_fields_in_field_order():
+    traced = [f.name for f in dataclasses.fields(DQNConfig) if f.metadata["traced"]]
+    assert HParams._fields == tuple(traced) == DQNConfig().hparam_names()
+    assert HParams._fields == (
+        "learning_rate",
+        "gamma",
+        "tau",
+        "exploration_initial_eps",
+        "exploration_final_eps",
+        "exploration_fraction",
+        "huber_delta",
+        "max_grad_norm",
+        "eval_epsilon",
+    )  # the order positional HParams(...) and saved sweeps rely on
+    assert traced_intervals(DQNConfig)["tau"] == Interval(0.0, 1.0, False, True)
+
+
+def test_hparams_is_a_named_tuple_that_pickles():
+    by_hand = HParams(*range(9))
+    assert isinstance(by_hand, tuple) and by_hand.gamma == 1 and repr(by_hand)[:8] == "HParams("
+    changed = by_hand._replace(tau=0.5)
+    assert type(changed) is HParams and changed.tau == 0.5
+    assert HParams._make(range(9)) == by_hand
+    hp = DQNConfig().hparams()
+    again = pickle.loads(pickle.dumps(hp))
+    assert type(again) is HParams and np.asarray(again.gamma) == np.float32(0.99)
+    axes = hparams_in_axes(hp._replace(gamma=jnp.array([0.9, 0.99])))
+    assert type(axes) is HParams and axes.gamma == 0 and axes.learning_rate is None
+    assert hparams_in_axes is program.hparams_in_axes
+
+
+@dataclasses.dataclass(frozen=True)
+class _WithMomentum(DQNConfig):
+    # the one edit that adds a traced hyperparameter
+    momentum: float = _option(
+        0.9, "Adam first moment decay (traced).", traced=True, interval="[0, 1)"
+    )
+
+
+def test_a_new_traced_hyperparameter_is_one_field():
+    config = _WithMomentum(**BASE)
+    assert config.hparam_names() == (*HParams._fields, "momentum")
+    hp = config.hparams()
+    assert hp._fields == config.hparam_names() and float(hp.momentum) == pytest.approx(0.9)
+    assert float(config.hparams(momentum=0.5).momentum) == 0.5
+    assert config.check_hparams(hp, num_runs=3) is hp
+    allowed = r"must be a finite value in \[0, 1\)"
+    with pytest.raises(ValueError, match=rf"^momentum=1.0 is not allowed: {allowed}$"):
+        config.hparams(momentum=np.array([0.5, 1.0]))
+    with pytest.raises(ValueError, match=rf"^momentum=-0.5 is not allowed: {allowed}$"):
+        _WithMomentum(**BASE, momentum=-0.5)
+    with pytest.raises(ValueError, match=r"^momentum='x' is not allowed: must be a number"):
+        _WithMomentum(**BASE, momentum="x")
+    with pytest.raises(ValueError, match=rf"^momentum=nan is not allowed: {allowed}$"):
+        config.check_hparams(hp._replace(momentum=jnp.nan))
+    with pytest.raises(ValueError, match=r"^hparams of type HParams .*an _WithMomentumHParams"):
+        config.check_hparams(DQNConfig().hparams())  # lacks the new field
+    assert DQNConfig().hparams()._fields == HParams._fields  # DQNConfig's own are unchanged
+
+
+def test_every_field_declares_its_allowed_values():
+    for field in dataclasses.fields(DQNConfig):
+        kind = str(field.type).split(" |")[0]
+        declared = field.metadata
+        if kind == "float":
+            assert isinstance(declared["interval"], Interval), field.name
+        elif kind in ("int", "tuple[int, ...]"):
+            assert isinstance(declared["minimum"], int), field.name
+        elif kind == "str" and field.name != "env_id":
+            assert field.default in declared["choices"], field.name
+
+
+def test_inconsistent_declarations_raise_when_the_class_is_first_used():
+    @dataclasses.dataclass(frozen=True)
+    class NoInterval(DQNConfig):
+        momentum: float = _option(0.9, "Momentum.")
+
+    with pytest.raises(TypeError, match=r"NoInterval.momentum: a float field needs interval="):
+        NoInterval()
+
+    @dataclasses.dataclass(frozen=True)
+    class TracedInt(DQNConfig):
+        steps: int = _option(1, "Steps.", traced=True, minimum=1)
+
+    with pytest.raises(TypeError, match=r"TracedInt.steps: a traced field is a float"):
+        TracedInt()
+
+    @dataclasses.dataclass(frozen=True)
+    class Unknown(DQNConfig):
+        table: dict = _option(None, "A table.")
+
+    with pytest.raises(TypeError, match=r"Unknown.table: annotation .*dict"):
+        Unknown()
+
+
+def test_a_field_without_declarations_is_checked_by_its_annotation():
+    @dataclasses.dataclass(frozen=True)
+    class Plain(DQNConfig):
+        flag: bool = False
+        steps: int | None = dataclasses.field(default=None)
+
+    assert Plain(flag=True, steps=-3).steps == -3  # no minimum declared
+    assert Plain().hparams()._fields == HParams._fields
+    with pytest.raises(ValueError, match=r"^flag=1 is not allowed: must be a bool$"):
+        Plain(flag=1)
+    with pytest.raises(
+        ValueError, match=r"^steps=1.5 is not allowed: must be an integer, or None$"
+    ):
+        Plain(steps=1.5)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("[0, 1]", "a finite value in [0, 1]"),
+        ("(0, inf)", "a finite value in (0, inf)"),
+        ("(0, inf]", "a value in (0, inf]"),
+        ("( -inf , 1e-3 ]", "a finite value in (-inf, 0.001]"),
+    ],
+)
+def test_interval_parse_and_words(text, words):
+    assert Interval.parse(text).words() == words
+
+
+def test_interval_outside_and_bad_text():
+    unit = Interval.parse("(0, 1]")
+    values = [0.0, 0.5, 1.0, 1.5, np.nan, np.inf, -np.inf]
+    assert unit.outside(values).tolist() == [True, False, False, True, True, True, True]
+    assert Interval.parse("(0, inf]").outside([np.inf, np.nan]).tolist() == [False, True]
+    for bad in ("0, 1", "[0 1]", "[0, 1", "{0, 1}", "[a, 1]"):
+        with pytest.raises(ValueError):
+            Interval.parse(bad)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, result",
+    [
+        (("n", 3, 1), {}, 3),
+        (("n", np.int64(3), 1, 3), {}, 3),
+        (("n", np.uint64(2**64 - 1), 0, 2**64 - 1), {}, 2**64 - 1),
+        (("n", None, 1), {"or_none": True}, None),
+        (("n", -7), {}, -7),
+    ],
+)
+def test_check_int_returns_python_ints(args, kwargs, result):
+    value = check_int(*args, **kwargs)
+    assert value == result and type(value) is type(result)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, message",
+    [
+        (("n", 0, 1), {}, "n=0 is not allowed: must be an integer >= 1"),
+        (("n", None, 1), {}, "n=None is not allowed: must be an integer >= 1"),
+        (
+            ("n", 2.0, 1),
+            {"or_none": True},
+            "n=2.0 is not allowed: must be an integer >= 1, or None",
+        ),
+        (("n", True, 0), {}, "n=True is not allowed: must be an integer >= 0"),
+        (("n", np.bool_(True), 0), {}, "n=np.True_ is not allowed: must be an integer >= 0"),
+        (
+            ("k", 4, 0, 3),
+            {"note": " (the run has 4)"},
+            "k=4 is not allowed: must be an integer in [0, 3] (the run has 4)",
+        ),
+        (("n", 5), {"maximum": 4}, "n=5 is not allowed: must be an integer <= 4"),
+        (("n", "5"), {}, "n='5' is not allowed: must be an integer"),
+        (("n", -1, 0), {"allowed": "a count"}, "n=-1 is not allowed: must be a count"),
+    ],
+)
+def test_check_int_messages(args, kwargs, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        check_int(*args, **kwargs)

@@ -1,5 +1,7 @@
 """FAST_THREEFRY draws exactly the numbers of JAX's default threefry keys."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -101,3 +103,19 @@ def test_training_draws_the_numbers_of_default_keys(monkeypatch, tiny_config, ti
     plain = jax.tree.leaves((plain_run.metrics, plain_run.evals, plain_run.runner_state.params))
     for fast_leaf, plain_leaf in zip(leaves, plain, strict=True):
         np.testing.assert_array_equal(fast_leaf, plain_leaf)
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**32, 2**64 - 1, np.int64(3), np.uint64(2**64 - 1)])
+def test_check_seed_accepts_integers_below_2_to_the_64(seed):
+    checked = rng.check_seed(seed)
+    assert type(checked) is int and checked == int(seed)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 1.5, 3.0, True, np.bool_(False), None, "3", [3]])
+def test_check_seed_refuses_anything_else_naming_the_option(seed):
+    message = (
+        f"--seed={seed!r} is not allowed: must be an integer in [0, 2**64) "
+        "(0 to 18446744073709551615)"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        rng.check_seed(seed, name="--seed")
