@@ -6,7 +6,7 @@ r"""Seed-scaling throughput: env steps/s and memory of N seeds in one compiled p
         --minatar-timesteps 4000 --results-dir /tmp/tp_results        # quick smoke run
 
 For every env and seed count N it trains N seeds the way `run_experiment` does
-(`parallel.execute`: keys `jax.random.split(jax.random.key(seed), N)`, one compiled
+(`run.execute`: keys `jax.random.split(jax.random.key(seed), N)`, one compiled
 `jit(vmap(train))` program sharded over the local devices, on CPU one device per core, and
 run in sequential batches past `--max-runs-per-device`, on CPU by default 8 per device
 (fewer for large runs: 2 for MinAtar's 100k buffers)),
@@ -45,12 +45,12 @@ from common import (
 )
 
 from purejaxdqn import DQNConfig, get_preset, make_train
-from purejaxdqn.cli import parse_max_runs
+from purejaxdqn.cli.options import parse_max_runs
 from purejaxdqn.core.loop import make_train_program
 from purejaxdqn.core.replay import nbytes as replay_nbytes
 from purejaxdqn.envs.spec import make_env
+from purejaxdqn.outputs.report import device_description
 from purejaxdqn.run.execute import execute, host_available_bytes
-from purejaxdqn.run.experiment import device_description
 
 MB = 1e6
 PREFILL_FRACTION = CLASSIC_CARTPOLE.learning_starts / CLASSIC_CARTPOLE.total_timesteps
@@ -114,7 +114,7 @@ def replay_memory(config: DQNConfig) -> dict[str, Any]:
 
 def memory_limit() -> int | None:
     """Bytes free for a program: the device's limit less bytes in use on GPU, else the
-    host's available memory (`parallel.host_available_bytes`); None if unknown.
+    host's available memory (`run.plan.host_available_bytes`); None if unknown.
     """
     stats = jax.devices()[0].memory_stats()
     if stats and "bytes_limit" in stats:
@@ -126,7 +126,7 @@ def run_point(
     config: DQNConfig, num_seeds: int, seed: int, max_runs_per_device: int | str | None
 ) -> dict[str, Any]:
     """Compile and run `num_seeds` seeds of `config` the way `run_experiment` does
-    (`parallel.execute`: sharded over the devices, in sequential batches past
+    (`run.execute`: sharded over the devices, in sequential batches past
     `max_runs_per_device`); speed, layout and memory of the program.
     """
     keys = jax.random.split(jax.random.key(seed), num_seeds)

@@ -1,6 +1,6 @@
-"""Learning curves of run and sweep folders: `purejaxdqn plot RUN_DIR ... --out curves.png`.
+"""Learning curves of run and sweep folders (the `purejaxdqn plot` command draws them).
 
-A run folder (`experiment.write_run`) holds `config.json`, `metrics.csv` and `evals.csv`;
+A run folder (`results.write_run`) holds `config.json`, `metrics.csv` and `evals.csv`;
 a sweep folder (`sweep.write_sweep`) holds `sweep_summary.json` and one run folder per
 setting. Curves show, per env step, the IQM across seeds with a 95% percentile-bootstrap
 band over seeds (`band="iqm"`) or the mean ± one standard deviation (`band="mean"`); NaN
@@ -11,21 +11,18 @@ Matplotlib is optional (`pip install 'purejaxdqn[plot]'`) and imported only when
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from purejaxdqn.outputs.rundir import RUN_CONFIG_FILE
 from purejaxdqn.outputs.stats import bootstrap_ci, iqm_rows
 
-PROG = "purejaxdqn"
 BANDS = ("iqm", "mean")
 _RUN_FILES = (RUN_CONFIG_FILE, "metrics.csv", "evals.csv")
 
@@ -156,10 +153,25 @@ def plot_runs(
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     curves = [curve for path in paths for curve in load_curves(path)]
-    return _draw(curves, Path(out), band, labels)
+    return plot_curves(curves, out, band, labels)
 
 
-def _draw(curves: list[Curves], out: Path, band: str, labels: Sequence[str] | None) -> Path:
+def plot_curves(
+    curves: Sequence[Curves],
+    out: str | os.PathLike[str],
+    band: str = "iqm",
+    labels: Sequence[str] | None = None,
+) -> Path:
+    """Draw `curves` (from `load_curves`), overlaid, into one image file; see `plot_runs`.
+
+    Returns:
+        `out`, as a `Path`.
+
+    Raises:
+        ValueError: an unknown band or a wrong number of labels.
+        ImportError: if matplotlib is not installed.
+    """
+    out = Path(out)
     if band not in BANDS:
         raise ValueError(f"band={band!r} is not allowed: use one of {', '.join(BANDS)}")
     if labels is not None and len(labels) != len(curves):
@@ -218,61 +230,3 @@ def _draw(curves: list[Curves], out: Path, band: str, labels: Sequence[str] | No
     fig.savefig(out, dpi=150)
     plt.close(fig)
     return out
-
-
-def add_plot_command(subparsers: Any) -> None:
-    """Declare the `plot` subcommand on an argparse subparsers object."""
-    parser = subparsers.add_parser(
-        "plot",
-        prog=PROG,  # so errors read "purejaxdqn: error: ..."
-        allow_abbrev=False,
-        usage=f"{PROG} plot RUN_DIR [RUN_DIR ...] [--out PATH] [--band iqm|mean] [--labels A,B]",
-        help="plot learning curves of run and sweep folders",
-        description=(
-            "Plot training and greedy-evaluation return against env steps for run folders "
-            "(from train) and sweep folders (one curve per setting), overlaid in one figure."
-        ),
-    )
-    parser.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="run or sweep folder")
-    parser.add_argument(
-        "--out",
-        metavar="PATH",
-        default="curves.png",
-        help="image file; the suffix picks the format (default: curves.png)",
-    )
-    parser.add_argument(
-        "--band",
-        choices=BANDS,
-        default="iqm",
-        help="iqm: IQM with a 95%% bootstrap band over seeds (default); mean: mean ± std",
-    )
-    parser.add_argument(
-        "--labels",
-        metavar="A,B,...",
-        default=None,
-        help="legend names, comma-separated, one per curve",
-    )
-    parser.set_defaults(handler=_plot, parser=parser)
-
-
-def _plot(args: argparse.Namespace) -> int:
-    curves = []
-    for path in args.run_dirs:
-        if not Path(path).is_dir():
-            args.parser.error(f"{path!r}: no such folder")
-        try:
-            curves.extend(load_curves(path))
-        except ValueError as error:
-            args.parser.error(str(error))
-    labels = None if args.labels is None else [label.strip() for label in args.labels.split(",")]
-    if labels is not None and len(labels) != len(curves):
-        args.parser.error(
-            f"--labels {args.labels!r} gives {len(labels)} labels for {len(curves)} curves "
-            f"({', '.join(curve.label for curve in curves)}): give one each"
-        )
-    try:
-        out = _draw(curves, Path(args.out), args.band, labels)
-    except ImportError as error:
-        args.parser.exit(1, f"{PROG}: error: {error}\n")
-    print(f"wrote {out}")
-    return 0

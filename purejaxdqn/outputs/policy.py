@@ -5,15 +5,14 @@
     render_policy(policy, k=0, out="cartpole.gif")             # greedy episode of seed 0
 
 `save_params` writes `params.msgpack` (the online network of every seed, stacked on a
-leading seed axis) next to `config.json`. The `eval` and `render` commands wrap the last two.
+leading seed axis) next to `config.json`. The `eval` and `render` commands (`cli.eval`,
+`cli.render`) wrap the last two.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from purejaxdqn.checks import check_int
 from purejaxdqn.core import rng
 from purejaxdqn.core.config import DQNConfig
 from purejaxdqn.core.evaluate import make_evaluate
@@ -32,7 +32,6 @@ from purejaxdqn.core.networks import make_network
 from purejaxdqn.envs.spec import EnvSpec, make_env
 from purejaxdqn.outputs.rundir import RUN_CONFIG_FILE as CONFIG_FILE
 from purejaxdqn.outputs.rundir import read_record, write_atomic
-from purejaxdqn.outputs.stats import iqm
 
 PARAMS_FILE = "params.msgpack"
 SWEEP_FILE = "sweep_summary.json"
@@ -49,15 +48,6 @@ RENDERABLE_ENV_IDS = (
     "FourRooms-misc",
 )
 _PLOT_HINT = "pip install 'purejaxdqn[plot]'"
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None, note: str = "") -> int:
-    """`value` as an int, or a ValueError naming `name` unless it is an integer in [low, high]."""
-    integral = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not integral or value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name}={value!r} is not allowed: must be an integer {allowed}{note}")
-    return int(value)
 
 
 def save_params(run_dir: str | Path, params: Any) -> Path:
@@ -130,7 +120,8 @@ class Policy:
 
 
 def _check_seed(policy: Policy, k: Any) -> int:
-    return _check_int("seed", k, 0, policy.num_seeds - 1, f" (the run has {policy.num_seeds})")
+    note = f" (the run has {policy.num_seeds})"
+    return check_int("seed", k, 0, policy.num_seeds - 1, note=note)
 
 
 def load_policy(run_dir: str | Path) -> Policy:
@@ -184,7 +175,7 @@ def evaluate_policy(
     (`Policy.check_finite`).
     """
     policy.check_finite()
-    episodes = _check_int("episodes", episodes, 1)
+    episodes = check_int("episodes", episodes, 1)
     if not 0.0 <= float(epsilon) <= 1.0:  # NaN fails too
         raise ValueError(f"epsilon={epsilon!r} is not allowed: must be in [0, 1]")
     if max_steps is None:
@@ -194,7 +185,7 @@ def evaluate_policy(
                 f"max_steps=None is not allowed for env {policy.config.env_id!r}: it has no "
                 "episode step limit and the config no eval_max_steps; pass max_steps"
             )
-    run = _evaluate_program(policy, episodes, _check_int("max_steps", max_steps, 1))
+    run = _evaluate_program(policy, episodes, check_int("max_steps", max_steps, 1))
     keys = jax.random.split(rng.seed_key(seed), policy.num_seeds)
     return np.asarray(run(policy.params, keys, jnp.float32(epsilon))["returns"])
 
@@ -253,7 +244,7 @@ def rollout_policy(
     cut off after `max_steps` steps.
     """
     params = policy.seed_params(k)
-    max_steps = _check_int("max_steps", max_steps, 1)
+    max_steps = check_int("max_steps", max_steps, 1)
     policy.check_finite([k])
     run = _rollout_program(policy, max_steps)
     states, rewards, dones = run(params, rng.seed_key(seed))
@@ -264,17 +255,23 @@ def rollout_policy(
     return Episode(frames, np.asarray(rewards[:length], np.float32), finished)
 
 
-def _check_render(policy: Policy, k: int, out: str | Path, max_steps: int, fps: int) -> None:
-    """Raise before any work if seed `k` of `policy` cannot be drawn to `out`."""
+def check_render(policy: Policy, k: int, out: str | Path, max_steps: int, fps: int) -> None:
+    """Raise before any work if seed `k` of `policy` cannot be drawn to `out`.
+
+    Raises:
+        ValueError: a seed out of range or with non-finite parameters, a bad `max_steps` or
+            `fps`, an environment gymnax cannot draw, or a non-GIF `out` without ffmpeg.
+        ImportError: the `plot` extra (matplotlib, pygame) is missing.
+    """
     _check_seed(policy, k)
     policy.check_finite([k])
-    _check_int("max_steps", max_steps, 1)
+    check_int("max_steps", max_steps, 1)
     if policy.config.env_id not in RENDERABLE_ENV_IDS:
         raise ValueError(
             f"env_id={policy.config.env_id!r} cannot be rendered: gymnax draws only "
             f"{', '.join(RENDERABLE_ENV_IDS)}"
         )
-    _check_int("fps", fps, 1, 100)
+    check_int("fps", fps, 1, 100)
     try:
         from gymnax.visualize import Visualizer  # noqa: F401  (matplotlib, seaborn)
         from matplotlib import animation
@@ -291,7 +288,7 @@ def _check_render(policy: Policy, k: int, out: str | Path, max_steps: int, fps: 
         raise ValueError(f"out={str(out)!r} is not allowed: use a .gif (others need ffmpeg)")
 
 
-def _write_animation(spec: EnvSpec, episode: Episode, out: str | Path, fps: int) -> Path:
+def write_animation(spec: EnvSpec, episode: Episode, out: str | Path, fps: int) -> Path:
     """Draw `episode` with gymnax's Visualizer on an Agg canvas and save it to `out`."""
     from gymnax.visualize import Visualizer
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -332,100 +329,6 @@ def render_policy(
     the `plot` extra (pygame draws the classic-control envs). Returns `out` as a Path.
     """
     max_steps = RENDER_MAX_STEPS if max_steps is None else max_steps
-    _check_render(policy, k, out, max_steps, fps)
+    check_render(policy, k, out, max_steps, fps)
     episode = rollout_policy(policy, k, max_steps, seed)
-    return _write_animation(policy.spec, episode, out, fps)
-
-
-# --- the eval and render commands (registered by cli.build_parser) -------------------------
-
-
-def _parser(subparsers: Any, name: str, help: str, description: str) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        name, prog=f"purejaxdqn {name}", allow_abbrev=False, help=help, description=description
-    )
-    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run folder.")
-    return parser
-
-
-def add_eval_command(subparsers: Any) -> None:
-    """Declare `purejaxdqn eval RUN_DIR`: evaluate every trained seed of a run folder."""
-    parser = _parser(
-        subparsers,
-        "eval",
-        "evaluate the greedy policy of every seed of a run folder",
-        "Load RUN_DIR's parameters and run --episodes (epsilon-)greedy episodes per trained "
-        "seed, every seed in one compiled program; print each seed's mean, min and max return "
-        "and the IQM and mean over seeds.",
-    )
-    add = parser.add_argument
-    add("--episodes", metavar="N", type=int, default=10, help="per seed (default: 10).")
-    add("--epsilon", metavar="E", type=float, default=0.0, help="in [0, 1] (default: 0).")
-    add("--seed", metavar="S", type=int, default=0, help="evaluation seed (default: 0).")
-    add(
-        "--max-steps",
-        metavar="N",
-        type=int,
-        default=None,
-        help="step limit per episode (default: the config's eval_max_steps, else the env's).",
-    )
-    parser.set_defaults(handler=_eval, parser=parser)
-
-
-def _eval(args: argparse.Namespace) -> int:
-    try:
-        policy = load_policy(args.run_dir)
-        returns = evaluate_policy(policy, args.episodes, args.epsilon, args.seed, args.max_steps)
-    except (ValueError, FileNotFoundError) as error:
-        args.parser.error(str(error))  # exits with status 2
-    config, means = policy.config, returns.mean(axis=1)
-    print(f"{config.env_id}: {args.episodes} episode(s) per seed, epsilon {args.epsilon:g}")
-    print(f"{'seed':>4}  {'mean':>10}  {'min':>10}  {'max':>10}")
-    for k, row in enumerate(returns):
-        print(f"{k:>4}  {row.mean():>10.2f}  {row.min():>10.2f}  {row.max():>10.2f}")
-    print(f"over {policy.num_seeds} seed(s): IQM {iqm(means):.2f}, mean {means.mean():.2f}")
-    threshold = config.solved_threshold
-    if threshold is None:
-        print("solved threshold: none set")
-    else:
-        solved = int((means >= threshold).sum())
-        print(f"solved threshold {threshold:g}: {solved}/{policy.num_seeds} seeds reach it")
-    return 0
-
-
-def add_render_command(subparsers: Any) -> None:
-    """Declare `purejaxdqn render RUN_DIR`: animate one trained seed's greedy episode."""
-    parser = _parser(
-        subparsers,
-        "render",
-        "save an animation (GIF) of one trained seed's greedy episode",
-        "Roll out the greedy policy of trained seed --seed of RUN_DIR for one episode and draw "
-        f"it with gymnax's visualizer (needs the plot extra: {_PLOT_HINT}).",
-    )
-    add = parser.add_argument
-    add("--seed", metavar="K", type=int, default=0, help="which trained seed (default: 0).")
-    add("--out", metavar="FILE", type=Path, help="a .gif (default: RUN_DIR/policy-seed<K>.gif).")
-    add(
-        "--max-steps",
-        metavar="N",
-        type=int,
-        default=RENDER_MAX_STEPS,
-        help="at most N frames (default: 500).",
-    )
-    add("--env-seed", metavar="S", type=int, default=0, help="episode seed (default: 0).")
-    add("--fps", metavar="F", type=int, default=30, help="frames per second (default: 30).")
-    parser.set_defaults(handler=_render, parser=parser)
-
-
-def _render(args: argparse.Namespace) -> int:
-    out = args.out or args.run_dir / f"policy-seed{args.seed}.gif"
-    try:
-        policy = load_policy(args.run_dir)
-        _check_render(policy, args.seed, out, args.max_steps, args.fps)
-        episode = rollout_policy(policy, args.seed, args.max_steps, args.env_seed)
-    except (ValueError, FileNotFoundError, ImportError) as error:
-        args.parser.error(str(error))  # exits with status 2
-    print(f"drawing {episode.length} frames...", file=sys.stderr, flush=True)
-    path = _write_animation(policy.spec, episode, out, args.fps)
-    print(f"wrote {path} ({episode.length} frames, return {episode.episode_return:g})")
-    return 0
+    return write_animation(policy.spec, episode, out, fps)

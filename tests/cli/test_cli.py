@@ -10,22 +10,18 @@ import csv
 import dataclasses
 import io
 import json
-import math
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import synthetic_experiment
 
 from purejaxdqn import DQNConfig, cli, get_preset
 from purejaxdqn.outputs.rundir import read_record
 from purejaxdqn.run.experiment import (
-    Experiment,
     format_summary,
-    iqm,
     run_experiment,
-    summarise,
-    write_run,
 )
 
 TINY_ARGS = [
@@ -95,7 +91,7 @@ METRIC_COLUMNS = [
 
 
 def _config(argv: list[str]) -> DQNConfig:
-    return cli.config_from_args(cli.build_parser().parse_args(argv))
+    return cli.options.config_from_args(cli.build_parser().parse_args(argv))
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -130,7 +126,7 @@ def test_config_json_round_trips_to_the_config_used(tiny_run):
     assert record.config == _config(TINY_ARGS)
     summary = json.loads((output_dir / "summary.json").read_text())
     assert record.run_id and summary["run_id"] == record.run_id
-    assert record.options == cli.RUN_OPTION_DEFAULTS  # every run option, for --resume
+    assert record.options == cli.options.RUN_OPTION_DEFAULTS  # every run option, for --resume
 
 
 def test_metrics_and_evals_csv_have_one_row_per_seed_and_point(tiny_run):
@@ -230,7 +226,7 @@ def test_every_config_field_except_env_id_is_an_option(capsys):
     help_text = capsys.readouterr().out
     for field in dataclasses.fields(DQNConfig):
         if field.name != "env_id":
-            assert cli.option_name(field.name) in help_text, field.name
+            assert cli.options.option_name(field.name) in help_text, field.name
     for option in REQUIRED_OPTIONS:
         assert option in help_text
     assert "Discount factor" in help_text and "(default: 0.99)" in help_text
@@ -245,7 +241,8 @@ def test_top_level_help_lists_train(capsys):
 
 def test_default_output_dir_is_env_and_time():
     when = datetime(2024, 1, 2, 3, 4, 5)
-    assert cli.default_output_dir("CartPole-v1", when) == Path("runs/CartPole-v1-20240102-030405")
+    expected = Path("runs/CartPole-v1-20240102-030405")
+    assert cli.common.default_output_dir("CartPole-v1", when) == expected
 
 
 # --- bad input: exit 2 with one clear line, before anything compiles -------------------------
@@ -291,7 +288,7 @@ def test_bad_input_exits_2_with_a_message_naming_option_and_value(
     def must_not_run(*args, **kwargs):
         raise AssertionError("run_experiment reached: validation should have failed first")
 
-    monkeypatch.setattr(cli, "run_experiment", must_not_run)
+    monkeypatch.setattr(cli.train, "run_experiment", must_not_run)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", *argv, "--quiet"])
     assert exit_info.value.code == 2
@@ -319,86 +316,6 @@ def test_run_experiment_rejects_hparams_of_the_wrong_length():
         run_experiment(config, num_seeds=2, hparams=hparams)
 
 
-# --- iqm --------------------------------------------------------------------------------------
-
-
-def test_iqm_by_hand():
-    assert iqm(np.arange(1, 9)) == 4.5  # mean of 3, 4, 5, 6
-    assert iqm([1, 2, 3, 4, 5, 6, 7, 1000]) == 4.5  # the outlier is trimmed
-    assert iqm([1, 2, 3, 4, 100]) == 3.0  # int(0.25 * 5) = 1 trimmed from each end
-    assert iqm([5, 1, 3, 2]) == 2.5  # unsorted input; middle two of 1, 2, 3, 5
-    assert iqm([1, 2, 10]) == pytest.approx(13 / 3)  # fewer than 4: nothing trimmed
-    assert iqm([7.0]) == 7.0
-    assert math.isnan(iqm([1.0, float("nan"), 3.0, 4.0]))
-    with pytest.raises(ValueError, match="empty"):
-        iqm([])
-
-
-def test_iqm_matches_scipy_trim_mean():
-    stats = pytest.importorskip("scipy.stats")
-    rng = np.random.default_rng(0)
-    for n in range(1, 23):
-        values = rng.standard_cauchy(n)
-        assert iqm(values) == pytest.approx(stats.trim_mean(values, 0.25), rel=1e-12)
-
-
-# --- summaries and run folders from synthetic results (no training) --------------------------
-
-
-def _synthetic(config: DQNConfig, episode_return: np.ndarray, evals: dict) -> Experiment:
-    num_seeds, points = episode_return.shape
-    steps = np.tile(np.arange(1, points + 1, dtype=np.int32) * 100, (num_seeds, 1))
-    metrics = {
-        "env_steps": steps,
-        "episode_return": episode_return.astype(np.float32),
-        "episodes": np.ones((num_seeds, points), np.int32),
-    }
-    summary = summarise(config, num_seeds, 7, metrics, evals, 1.5, 2.0)
-    return Experiment(config, num_seeds, 7, metrics, evals, 1.5, 2.0, summary)
-
-
-def test_without_evaluation_the_final_return_comes_from_training_episodes(tmp_path):
-    config = DQNConfig(eval_every=0, solved_threshold=10.0)
-    returns = np.array([[1.0, 12.0], [3.0, np.nan], [2.0, 9.5]])
-    experiment = _synthetic(config, returns, {})
-    summary = experiment.summary
-    assert summary["final_return_source"] == "training_episodes"
-    assert summary["final_eval_returns"] == [12.0, None, 9.5]
-    assert summary["iqm_final_eval_return"] is None  # a seed has no finished episode
-    assert summary["fraction_solved"] == pytest.approx(1 / 3)
-    # throughput counts the env steps done (these synthetic metrics end at 200)
-    assert summary["env_steps_done"] == 200 and summary["stopped_early"]
-    assert summary["env_steps_per_second"] == 3 * 200 / 2.0
-    json.dumps(summary, allow_nan=False)  # plain JSON, no NaN
-
-    folder = write_run(experiment, tmp_path / "nested" / "run")
-    header, rows = _read_csv(folder / "evals.csv")
-    assert header == ["seed", "env_steps", "return", "length"] and rows == []
-    header, rows = _read_csv(folder / "metrics.csv")
-    assert header == ["seed", "env_steps", "episode_return", "episodes"]
-    assert rows[3] == {"seed": "1", "env_steps": "200", "episode_return": "", "episodes": "1"}
-    assert json.loads((folder / "summary.json").read_text()) == summary
-
-
-def test_summary_with_evals_and_no_threshold_and_its_table():
-    config = DQNConfig()
-    evals = {
-        "env_steps": np.array([[50, 100]] * 4, np.int32),
-        "return": np.array([[1.0, 10.0], [1.0, 20.0], [1.0, 30.0], [1.0, 400.0]], np.float32),
-        "length": np.ones((4, 2), np.float32),
-        "episode_returns": np.ones((4, 2, 3), np.float32),
-    }
-    summary = _synthetic(config, np.ones((4, 2)), evals).summary
-    assert summary["final_return_source"] == "greedy_eval"
-    assert summary["final_eval_returns"] == [10.0, 20.0, 30.0, 400.0]
-    assert summary["iqm_final_eval_return"] == 25.0
-    assert summary["mean_final_eval_return"] == 115.0
-    assert summary["solved_threshold"] is None and summary["fraction_solved"] is None
-    table = format_summary(summary)
-    for fragment in ("CartPole-v1", "IQM 25.0", "mean 115.0", "no threshold", "1.5 s", "2.0 s"):
-        assert fragment in table, fragment
-
-
 def test_console_output_shows_config_diff_progress_summary_and_folder(
     tmp_path, capsys, monkeypatch
 ):
@@ -408,9 +325,9 @@ def test_console_output_shows_config_diff_progress_summary_and_folder(
         assert max_runs_per_device == "auto" and resume is None and callable(on_chunk)
         assert (num_seeds, seed) == (3, 5)
         progress("compiling...")
-        return _synthetic(config, np.full((num_seeds, 2), 9.0), {})
+        return synthetic_experiment(config, np.full((num_seeds, 2), 9.0), {})
 
-    monkeypatch.setattr(cli, "run_experiment", fake_run_experiment)
+    monkeypatch.setattr(cli.train, "run_experiment", fake_run_experiment)
     argv = ["train", "--env", "Catch-bsuite", "--num-seeds", "3", "--seed", "5", "--gamma", "0.9"]
     assert cli.main([*argv, "--output-dir", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out

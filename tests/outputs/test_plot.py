@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import TINY
 
+from purejaxdqn.cli.plot import add_plot_command
 from purejaxdqn.outputs import plot
 from purejaxdqn.outputs.plot import Curves, load_curves, plot_runs
 from purejaxdqn.run import sweep
@@ -175,7 +176,7 @@ def test_matplotlib_is_optional(folders, tmp_path, monkeypatch):
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="purejaxdqn")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    plot.add_plot_command(subparsers)
+    add_plot_command(subparsers)
     return parser.parse_args(argv)
 
 

@@ -17,6 +17,8 @@ import pytest
 from conftest import TINY
 
 from purejaxdqn import DQNConfig
+from purejaxdqn.cli.eval import add_eval_command
+from purejaxdqn.cli.render import add_render_command
 from purejaxdqn.core.evaluate import make_evaluate
 from purejaxdqn.outputs import policy
 from purejaxdqn.outputs.policy import (
@@ -77,8 +79,8 @@ def tiny_returns(tiny_policy):
 def commands():
     parser = argparse.ArgumentParser(prog="purejaxdqn")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    policy.add_eval_command(subparsers)
-    policy.add_render_command(subparsers)
+    add_eval_command(subparsers)
+    add_render_command(subparsers)
     return parser
 
 
