@@ -5,7 +5,7 @@
 
 `purejaxdqn train` runs the log periods in equal-length compiled chunks from a Python loop
 (progress bar, TensorBoard, checkpoints between chunks). For each seed count this runs the
-same `parallel.execute` three ways, in one process, alternating so machine noise hits
+same `run.execute` three ways, in one process, alternating so machine noise hits
 every mode alike:
 
 - `one call`: every log period in one compiled call (no callback);

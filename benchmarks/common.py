@@ -1,6 +1,6 @@
 """Shared pieces of the speed benchmarks: the classic config, timing, tables and results.
 
-purejaxdqn runs through `parallel.execute`, which times its compile apart from its run;
+purejaxdqn runs through `run.execute`, which times its compile apart from its run;
 other JAX programs (the reference implementations) are timed with `time_compiled`, which
 reports the compile time (trace + lower + compile) apart from the run time. Every script
 prints a markdown table with `markdown_table`, and saves its rows with `write_results`
@@ -25,7 +25,7 @@ from purejaxdqn.run.devices import use_all_cpu_cores
 use_all_cpu_cores()  # before any array exists: one CPU device per core (see purejaxdqn.devices)
 
 from purejaxdqn.core.config import DQNConfig  # noqa: E402
-from purejaxdqn.run.experiment import device_description, package_versions  # noqa: E402
+from purejaxdqn.outputs.report import device_description, package_versions  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -10,7 +10,7 @@ batch 128, Adam 2.5e-4, one update per vector step of 10 env steps, hard target 
 500 env steps, learning starts at 10k, eps 1 -> 0.05 over the first half, gamma 0.99, MLP
 120-84.
 
-- purejaxdqn: as `run_experiment` and the CLI run it (`parallel.execute`: an `init` and a
+- purejaxdqn: as `run_experiment` and the CLI run it (`run.execute`: an `init` and a
   training program, every seed in one call, each device mapping `train` over its own seeds
   and calling it directly when it has one), once with every seed on one device and, when
   N > 1, once with the seeds sharded over all local devices (on CPU, `common` exposes one
@@ -57,8 +57,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from purejaxdqn import DQNConfig, make_train_program  # noqa: E402
+from purejaxdqn.outputs.report import package_versions  # noqa: E402
 from purejaxdqn.run.execute import execute  # noqa: E402
-from purejaxdqn.run.experiment import package_versions  # noqa: E402
 
 LAST_FRACTION = 0.1  # final return: mean over the last 10% of the run
 REFERENCE_PACKAGES = ("flashbax", "chex", "stable-baselines3", "torch", "gymnasium")
@@ -71,7 +71,7 @@ def _finite(value: Any) -> float | None:
 
 def run_purejaxdqn(config: DQNConfig, num_seeds: int, seed: int, shard: bool) -> dict[str, Any]:
     """Time purejaxdqn on `num_seeds` seeds the way `run_experiment` runs them
-    (`parallel.execute`: every seed in one call, sharded over the local devices when
+    (`run.execute`: every seed in one call, sharded over the local devices when
     `shard`, else on one device); return one table row.
     """
     devices = jax.local_devices()[: None if shard else 1]
@@ -273,8 +273,7 @@ COLUMNS = (
 )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse options, run every implementation, print the table and write the results."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 16], help="seed counts")
     parser.add_argument(
@@ -297,20 +296,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--results-dir", type=Path, default=common.RESULTS_DIR, help="where to write results"
     )
-    args = parser.parse_args(argv)
-    try:
-        config = common.CLASSIC_CARTPOLE.replace(total_timesteps=args.total_timesteps)
-    except ValueError as error:
-        parser.error(str(error))
+    return parser
 
-    module = None
-    if args.purejaxrl is None:
-        print("purejaxrl skipped: pass --purejaxrl PATH or set PUREJAXRL_PATH")
-    else:
-        module = load_purejaxrl(args.purejaxrl)
 
-    print("warming up the compiler (untimed) ...", flush=True)
-    warm_up(module, config)
+def _run_jax(module: Any, config: Any, args: argparse.Namespace) -> tuple[list, dict, dict]:
+    """The purejaxdqn rows (one device, and sharded) and purejaxrl's, per seed count."""
     rows, ours, ours_one_device = [], {}, {}
     for num_seeds in args.seeds:
         print(f"purejaxdqn, {num_seeds} seed(s), one device ...", flush=True)
@@ -325,35 +315,66 @@ def main(argv: list[str] | None = None) -> None:
         if module is not None:
             print(f"purejaxrl, {num_seeds} seed(s) ...", flush=True)
             rows.append(run_purejaxrl(module, config, num_seeds, args.seed))
+    return rows, ours, ours_one_device
+
+
+def _run_sb3(config: Any, args: argparse.Namespace, ours: dict) -> list:
+    """Stable-Baselines3's one seed, when installed and not skipped."""
     if args.skip_sb3:
         print("stable-baselines3 skipped (--skip-sb3)")
-    elif importlib.util.find_spec("stable_baselines3") is None:
+        return []
+    if importlib.util.find_spec("stable_baselines3") is None:
         print("stable-baselines3 skipped: not installed (`pip install stable-baselines3`)")
-    else:
-        if args.sb3_timesteps <= config.learning_starts:
-            print(
-                f"warning: --sb3-timesteps {args.sb3_timesteps} <= learning_starts "
-                f"{config.learning_starts}: SB3 makes no updates"
-            )
-        print(f"stable-baselines3, 1 seed, {args.sb3_timesteps} steps ...", flush=True)
-        rows.append(run_sb3(config, args.sb3_timesteps, args.seed))
-        if 1 not in ours:
-            print("note: no 1-seed purejaxdqn run, so the SB3 row has no speedup")
+        return []
+    if args.sb3_timesteps <= config.learning_starts:
+        print(
+            f"warning: --sb3-timesteps {args.sb3_timesteps} <= learning_starts "
+            f"{config.learning_starts}: SB3 makes no updates"
+        )
+    print(f"stable-baselines3, 1 seed, {args.sb3_timesteps} steps ...", flush=True)
+    row = run_sb3(config, args.sb3_timesteps, args.seed)
+    if 1 not in ours:
+        print("note: no 1-seed purejaxdqn run, so the SB3 row has no speedup")
+    return [row]
 
+
+def _add_ratios(rows: list, ours: dict, ours_one_device: dict) -> None:
+    """Each reference row's speedups (ours ÷ it) and compile ratio, side by side."""
     for row in rows:
-        if not row["implementation"].startswith("purejaxdqn"):
-            base = ours.get(row["seeds"])
-            single = ours_one_device.get(row["seeds"])
-            jax_ref = base is not None and row["implementation"] != "stable-baselines3"
-            row["speedup"] = (
-                base["env_steps_per_second"] / row["env_steps_per_second"] if base else None
-            )
-            row["speedup_one_device"] = (
-                single["env_steps_per_second"] / row["env_steps_per_second"] if single else None
-            )
-            row["compile_ratio"] = (
-                base["compile_seconds"] / row["compile_seconds"] if jax_ref else None
-            )
+        if row["implementation"].startswith("purejaxdqn"):
+            continue
+        base = ours.get(row["seeds"])
+        single = ours_one_device.get(row["seeds"])
+        jax_ref = base is not None and row["implementation"] != "stable-baselines3"
+        row["speedup"] = (
+            base["env_steps_per_second"] / row["env_steps_per_second"] if base else None
+        )
+        row["speedup_one_device"] = (
+            single["env_steps_per_second"] / row["env_steps_per_second"] if single else None
+        )
+        row["compile_ratio"] = base["compile_seconds"] / row["compile_seconds"] if jax_ref else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse options, run every implementation, print the table and write the results."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        config = common.CLASSIC_CARTPOLE.replace(total_timesteps=args.total_timesteps)
+    except ValueError as error:
+        parser.error(str(error))
+
+    module = None
+    if args.purejaxrl is None:
+        print("purejaxrl skipped: pass --purejaxrl PATH or set PUREJAXRL_PATH")
+    else:
+        module = load_purejaxrl(args.purejaxrl)
+
+    print("warming up the compiler (untimed) ...", flush=True)
+    warm_up(module, config)
+    rows, ours, ours_one_device = _run_jax(module, config, args)
+    rows += _run_sb3(config, args, ours)
+    _add_ratios(rows, ours, ours_one_device)
     print(
         f"\nCartPole-v1, classic DQN config, {config.total_timesteps:,} env steps per seed "
         f"(SB3: {args.sb3_timesteps:,}, one seed), {common.device_slug()}\n"

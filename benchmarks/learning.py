@@ -160,13 +160,14 @@ def run_one(
         )
     finally:
         display.close()
+    summary = experiment.summary.to_json()
     record = {
-        **experiment.summary,
+        **summary,
         "target": target.describe(),
         "target_num_seeds": target.num_seeds,
         "target_min_iqm": target.min_iqm,
         "target_min_fraction_solved": target.min_fraction_solved,
-        "passed": target.passed(experiment.summary),
+        "passed": target.passed(summary),
         "date": started.strftime("%Y-%m-%d"),
         "started_utc": started.isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/learning.py", *sys.argv[1:]]),

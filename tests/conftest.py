@@ -5,10 +5,14 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import numpy as np
 import pytest
 
-from purejaxdqn import DQNConfig, cli, get_preset
+from purejaxdqn import DQNConfig, get_preset
+from purejaxdqn.cli.options import option_name
 from purejaxdqn.core.loop import make_train_program
+from purejaxdqn.outputs.report import Summary, summarise
+from purejaxdqn.run.experiment import Experiment
 
 # 4 envs x 400 iterations, 4 log points of 100 iterations, greedy eval every 2 log points.
 TINY = DQNConfig(
@@ -40,7 +44,7 @@ def cli_options(config: DQNConfig) -> list[str]:
                 text = str(value).lower()
             else:
                 text = str(value)
-            options += [cli.option_name(field.name), text]
+            options += [option_name(field.name), text]
     return ["--env", "CartPole-v1", *options]
 
 
@@ -71,3 +75,17 @@ def tiny_single(tiny_train):
 def tiny_vmapped(tiny_train):
     """jit(vmap(train)) over keys, hparams shared."""
     return jax.jit(jax.vmap(tiny_train, in_axes=(0, None)))
+
+
+def synthetic_experiment(config, episode_return, evals):
+    """An `Experiment` of made-up outputs (no training): returns per seed and log point."""
+    num_seeds, points = episode_return.shape
+    steps = np.tile(np.arange(1, points + 1, dtype=np.int32) * 100, (num_seeds, 1))
+    metrics = {
+        "env_steps": steps,
+        "episode_return": episode_return.astype(np.float32),
+        "episodes": np.ones((num_seeds, points), np.int32),
+    }
+    summary = summarise(config, num_seeds, 7, metrics, evals, 1.5, 2.0)
+    assert isinstance(summary, Summary)
+    return Experiment(config, num_seeds, 7, metrics, evals, 1.5, 2.0, summary)

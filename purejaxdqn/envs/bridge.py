@@ -13,7 +13,7 @@ nested vmaps) every run's environments are flattened into one call on a pool of
 `runs * num_envs` environments, built when the program is traced (one pool per size and
 role, kept by the `PoolEnv`, so a program built anew starts from fresh simulators). Run
 `k` of a batch owns pool slots `k * num_envs ... (k + 1) * num_envs - 1`. A program that
-uses a pool must run on one device, all runs in one call (`parallel.execute` sees to it).
+uses a pool must run on one device, all runs in one call (`run.execute` sees to it).
 
 **Seeds.** envpool fixes each environment's seed when the pool is built: slot `j` of the
 training pool gets `env_seed * num_envs + j`, so run `k` of a batch sees the simulators a

@@ -29,7 +29,7 @@ from purejaxdqn.envs import bridge
 _BINARY_OBS_SUFFIXES = ("-MinAtar",)
 _BINARY_OBS_IDS = ("Catch-bsuite", "DeepSea-bsuite")
 # gymnax's registry split by action space, written out so that an id is checked without
-# importing gymnax (over a second); tests/test_envs.py checks the lists against gymnax.
+# importing gymnax (over a second); tests/envs/test_envs.py checks the lists against gymnax.
 _DISCRETE_IDS = (
     "CartPole-v1",
     "Acrobot-v1",

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from purejaxdqn import program as names
 from purejaxdqn.outputs.stats import iqm
 
 _MISSING = "--tensorboard needs tensorboardX: pip install 'purejaxdqn[tensorboard]'"
@@ -47,11 +48,11 @@ def _import(name: str) -> ModuleType:
 
 def _train_tags(name: str) -> list[tuple[str, str]]:
     """(tag, reducer) pairs of one metric."""
-    if name == "episode_return":
+    if name == names.EPISODE_RETURN:
         return [(f"train/episode_return/{kind}", kind) for kind in _SPREAD]
     if name == "epsilon":
         return [("train/epsilon", "mean")]
-    if name == "episodes":
+    if name == names.EPISODES:
         return [("train/episodes", "sum")]
     return [(f"train/{name}/mean", "mean")]
 
@@ -77,11 +78,11 @@ class TensorBoardWriter:
             self._writer.add_scalar(tag, value, step)
 
     def _rows(
-        self, rows: Mapping[str, np.ndarray], names: Iterable[str]
+        self, rows: Mapping[str, np.ndarray], columns: Iterable[str]
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Host arrays of shape (num_runs, k), checked, and the k global steps."""
-        arrays = {name: np.atleast_2d(np.asarray(rows[name])) for name in names}
-        env_steps = arrays["env_steps"]
+        arrays = {name: np.atleast_2d(np.asarray(rows[name])) for name in columns}
+        env_steps = arrays[names.ENV_STEPS]
         for name, array in arrays.items():
             if array.shape != env_steps.shape:
                 raise ValueError(
@@ -115,10 +116,10 @@ class TensorBoardWriter:
         """
         arrays, steps = self._rows(metrics, metrics)
         for name, array in arrays.items():
-            if name not in ("env_steps", "updates"):
+            if name not in (names.ENV_STEPS, "updates"):
                 self._aggregate(array, _train_tags(name), steps)
         if self.per_seed:
-            for name in ("episode_return", "loss"):
+            for name in (names.EPISODE_RETURN, "loss"):
                 if name in arrays:
                     self._seeds(arrays[name], f"train/{name}", steps)
 
@@ -132,11 +133,13 @@ class TensorBoardWriter:
         """
         if not evals:
             return
-        arrays, steps = self._rows(evals, ("env_steps", "return", "length"))
-        self._aggregate(arrays["return"], [(f"eval/return/{k}", k) for k in _SPREAD], steps)
-        self._aggregate(arrays["length"], [("eval/length/mean", "mean")], steps)
+        arrays, steps = self._rows(evals, (names.ENV_STEPS, names.EVAL_RETURN, names.EVAL_LENGTH))
+        self._aggregate(
+            arrays[names.EVAL_RETURN], [(f"eval/return/{k}", k) for k in _SPREAD], steps
+        )
+        self._aggregate(arrays[names.EVAL_LENGTH], [("eval/length/mean", "mean")], steps)
         if self.per_seed:
-            self._seeds(arrays["return"], "eval/return", steps)
+            self._seeds(arrays[names.EVAL_RETURN], "eval/return", steps)
 
     def write_throughput(self, env_steps: int, env_steps_per_second: float) -> None:
         """Write `perf/env_steps_per_second` at global step `env_steps` (per seed)."""

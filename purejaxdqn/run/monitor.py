@@ -1,6 +1,6 @@
 """Watching a run from the thin Python loop between its compiled chunks.
 
-`parallel.execute` calls `on_chunk(chunk)` after every chunk of log periods; a `Monitor` is
+`run.execute` calls `on_chunk(chunk)` after every chunk of log periods; a `Monitor` is
 such a callback. It updates a progress display (a rich progress bar on a terminal, a line
 per log point or two otherwise), writes TensorBoard scalars, saves checkpoints every N log
 points, at the end and when the process is asked to stop (SIGINT/SIGTERM, caught by
@@ -21,11 +21,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from purejaxdqn.core.loop import NONFINITE_METRIC
+from purejaxdqn import program as names
+from purejaxdqn.outputs.report import layout_of
 from purejaxdqn.outputs.stats import iqm
 from purejaxdqn.run.checkpoint import Checkpointer
 from purejaxdqn.run.execute import Chunk
-from purejaxdqn.run.experiment import layout_of
 
 MAX_PLAIN_LINES = 20  # progress lines when the output is not a terminal
 
@@ -46,15 +46,15 @@ def progress_line(chunk: Chunk, total_env_steps: int) -> str:
     """
     env_steps = chunk.env_steps
     rate = chunk.env_steps_per_second
-    per_row = rate / chunk.metrics["env_steps"].shape[0]
+    per_row = rate / chunk.metrics[names.ENV_STEPS].shape[0]
     parts = [
         f"{env_steps:,}/{total_env_steps:,} env steps ({env_steps / total_env_steps:.0%})",
         f"{rate:,.0f} steps/s",
         f"ETA {_duration((total_env_steps - env_steps) / per_row) if rate else '?'}",
     ]
-    score = _nan_iqm(chunk.metrics_so_far["episode_return"][:, -1])
+    score = _nan_iqm(chunk.metrics_so_far[names.EPISODE_RETURN][:, -1])
     parts.append("return IQM " + ("n/a" if score is None else f"{score:.1f}"))
-    if chunk.evals_so_far and chunk.evals_so_far["return"].shape[1]:
+    if chunk.evals_so_far and chunk.evals_so_far[names.EVAL_RETURN].shape[1]:
         parts.append(f"eval IQM {_nan_iqm(chunk.evals_so_far['return'][:, -1]):.1f}")
     diverged = num_diverged(chunk)
     if diverged:
@@ -64,7 +64,7 @@ def progress_line(chunk: Chunk, total_env_steps: int) -> str:
 
 def num_diverged(chunk: Chunk) -> int:
     """Seeds whose loss, Q-values or parameters have become non-finite so far."""
-    flags = chunk.metrics_so_far.get(NONFINITE_METRIC)
+    flags = chunk.metrics_so_far.get(names.NONFINITE_STEP)
     return 0 if flags is None else int(np.any(flags >= 0, axis=1).sum())
 
 
@@ -168,9 +168,9 @@ class SignalGuard:
 def all_solved(chunk: Chunk, threshold: float) -> bool:
     """Whether every seed's greedy evaluation has reached `threshold` at least once."""
     evals = chunk.evals_so_far
-    if not evals or evals["return"].shape[1] == 0:
+    if not evals or evals[names.EVAL_RETURN].shape[1] == 0:
         return False
-    return bool(np.all(np.any(evals["return"] >= threshold, axis=1)))
+    return bool(np.all(np.any(evals[names.EVAL_RETURN] >= threshold, axis=1)))
 
 
 class Monitor:
@@ -213,7 +213,7 @@ class Monitor:
             self.progress(chunk)
         if self.tensorboard is not None:
             self.tensorboard.write_metrics(chunk.metrics)
-            if chunk.evals and chunk.evals["return"].shape[1]:
+            if chunk.evals and chunk.evals[names.EVAL_RETURN].shape[1]:
                 self.tensorboard.write_evals(chunk.evals)
             self.tensorboard.write_throughput(chunk.env_steps, chunk.env_steps_per_second)
         if self.guard is not None and self.guard.received is not None:

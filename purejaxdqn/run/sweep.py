@@ -6,14 +6,16 @@
     print(sweep.format_ranking(result.ranking))
     sweep.write_sweep(result, "runs/my-sweep")
 
-Only traced hyperparameters (`HParams`) can be swept in one program; static fields
-(network sizes, buffer size, ...) change the program and need one sweep each.
+Only traced hyperparameters (`config.hparam_names()`; for DQN the fields of `HParams`) can
+be swept in one program; static fields (network sizes, buffer size, ...) change the program
+and need one sweep each. Any algorithm's config works (`purejaxdqn.program.AlgorithmConfig`):
+its hyperparameter pytree may have any structure.
 
 Rows are laid out setting-major (row = setting * num_seeds + seed) and every setting uses
 the same seed keys, `jax.random.split(jax.random.key(seed), num_seeds)`: setting k's
 seeds are exactly the runs `run_experiment(config.replace(**settings[k]), num_seeds, seed)`
 would make, and settings are compared on common random numbers. The rows are sharded over
-every device of every process and batched by the memory preflight (`parallel.execute`).
+every device of every process and batched by the memory preflight (`run.execute`).
 Settings are ranked by the IQM of the seeds' final greedy returns, with a 95% percentile
 bootstrap confidence interval over seeds.
 """
@@ -24,7 +26,6 @@ import csv
 import io
 import itertools
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,23 +34,17 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from purejaxdqn.checks import check_int
 from purejaxdqn.core import rng
-from purejaxdqn.core.config import DQNConfig, HParams, make_hparams
+from purejaxdqn.outputs.report import json_scalar
+from purejaxdqn.outputs.results import ResultsNotWritten, write_run_files
 from purejaxdqn.outputs.rundir import RunFolder, new_run_id, write_atomic
 from purejaxdqn.outputs.stats import bootstrap_ci
+from purejaxdqn.program import AlgorithmConfig
 from purejaxdqn.run.execute import BatchPlan, Chunk, execute
-from purejaxdqn.run.experiment import (
-    Experiment,
-    ResultsNotWritten,
-    check_num_seeds,
-    experiment_from,
-    json_scalar,
-    lazy_program,
-    write_run_files,
-)
+from purejaxdqn.run.experiment import Experiment, check_num_seeds, experiment_from, lazy_program
 
 Setting = dict[str, float]
-LOG_UNIFORM = frozenset({"learning_rate", "huber_delta", "max_grad_norm"})
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
 
@@ -57,8 +52,9 @@ BOOTSTRAP_RESAMPLES = 2000
 class Range(NamedTuple):
     """A closed interval to sample from.
 
-    `log=None` means log-uniform for the scale hyperparameters in `LOG_UNIFORM` (learning
-    rate, Huber delta, gradient-norm clip) and uniform for the others.
+    `log=None` means log-uniform for the scale hyperparameters the config names in
+    `LOG_SCALE_HPARAMS` (for DQN: learning rate, Huber delta, gradient-norm clip) and
+    uniform for the others.
     """
 
     low: float
@@ -66,25 +62,39 @@ class Range(NamedTuple):
     log: bool | None = None
 
 
-def _check_name(name: str) -> None:
-    if name not in HParams._fields:
+def _default_config(config: AlgorithmConfig | None) -> AlgorithmConfig:
+    """`config`, or the default algorithm's default config (DQN's)."""
+    if config is not None:
+        return config
+    from purejaxdqn.core.config import DQNConfig
+
+    return DQNConfig()
+
+
+def _check_name(name: str, config: AlgorithmConfig) -> None:
+    names = list(config.hparam_names())
+    if name not in names:
         raise ValueError(
             f"{name!r} cannot be swept: only traced hyperparameters can share one compiled "
-            f"program; they are {list(HParams._fields)}"
+            f"program; they are {names}"
         )
 
 
-def grid(values: Mapping[str, Sequence[float]]) -> list[Setting]:
+def grid(
+    values: Mapping[str, Sequence[float]], config: AlgorithmConfig | None = None
+) -> list[Setting]:
     """Every combination of `values` (the last name varies fastest).
 
     Example: `grid({"learning_rate": [1e-4, 1e-3], "gamma": [0.99, 0.995]})` gives 4
-    settings. An empty mapping gives one empty setting (the config as it is).
+    settings. An empty mapping gives one empty setting (the config as it is). Names are
+    checked against `config.hparam_names()` (default: DQN's).
 
     Raises:
         ValueError: for a name that is not a traced hyperparameter or an empty list.
     """
+    config = _default_config(config)
     for name, options in values.items():
-        _check_name(name)
+        _check_name(name, config)
         if len(options) == 0:
             raise ValueError(f"{name} has no values to sweep: give at least one")
     names = list(values)
@@ -95,24 +105,28 @@ def grid(values: Mapping[str, Sequence[float]]) -> list[Setting]:
 
 
 def sample(
-    space: Mapping[str, Range | Sequence[float] | float], num_samples: int, seed: int = 0
+    space: Mapping[str, Range | Sequence[float] | float],
+    num_samples: int,
+    seed: int = 0,
+    config: AlgorithmConfig | None = None,
 ) -> list[Setting]:
     """`num_samples` random settings (random search).
 
     Each entry of `space` is a `Range` (sampled uniformly, or log-uniformly, see `Range`),
-    a list of values (one picked uniformly) or a single number (fixed).
+    a list of values (one picked uniformly) or a single number (fixed). Names are checked
+    against `config.hparam_names()` (default: DQN's).
 
     Raises:
         ValueError: for a name that is not a traced hyperparameter, a bad range or count.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples={num_samples!r} is not allowed: must be an integer >= 1")
+    check_int("num_samples", num_samples, 1)
+    config = _default_config(config)
     rng = np.random.default_rng(seed)
     columns: dict[str, np.ndarray] = {}
     for name, spec in space.items():
-        _check_name(name)
+        _check_name(name, config)
         if isinstance(spec, Range):
-            log = name in LOG_UNIFORM if spec.log is None else spec.log
+            log = name in config.LOG_SCALE_HPARAMS if spec.log is None else spec.log
             if not spec.low <= spec.high or (log and spec.low <= 0):
                 raise ValueError(
                     f"{name} range {spec.low:g}:{spec.high:g} is not allowed: need low <= high"
@@ -149,7 +163,7 @@ class SweepResult:
         run_seconds: running every row of every setting.
     """
 
-    config: DQNConfig
+    config: AlgorithmConfig
     settings: list[Setting]
     experiments: list[Experiment]
     ranking: list[dict[str, Any]]
@@ -158,15 +172,17 @@ class SweepResult:
     run_seconds: float
 
 
-def _settings_of(hparam_grid: Mapping[str, Sequence[float]] | Sequence[Setting]) -> list[Setting]:
+def _settings_of(
+    hparam_grid: Mapping[str, Sequence[float]] | Sequence[Setting], config: AlgorithmConfig
+) -> list[Setting]:
     if isinstance(hparam_grid, Mapping):
-        return grid(hparam_grid)
+        return grid(hparam_grid, config)
     settings = [dict(setting) for setting in hparam_grid]
     if not settings:
         raise ValueError("the sweep has no settings: give at least one")
     for setting in settings:
         for name in setting:
-            _check_name(name)
+            _check_name(name, config)
     return settings
 
 
@@ -177,7 +193,7 @@ def setting_name(index: int, setting: Setting) -> str:
 
 
 def run(
-    config: DQNConfig,
+    config: AlgorithmConfig,
     hparam_grid: Mapping[str, Sequence[float]] | Sequence[Setting],
     num_seeds: int,
     seed: int = 0,
@@ -192,18 +208,19 @@ def run(
     """Train every seed of every setting of `hparam_grid` in one compiled program.
 
     Args:
-        config: the base configuration; each setting overrides its traced hyperparameters.
+        config: the base configuration (any algorithm's); each setting overrides its
+            traced hyperparameters.
         hparam_grid: a mapping name -> values (every combination, see `grid`) or a list of
             settings (e.g. from `sample`).
         num_seeds: seeds per setting, >= 1.
         seed: base seed; every setting uses the keys `split(key(seed), num_seeds)`.
         env: optional gymnax-style environment object, passed to `make_train`.
         env_params: its params.
-        max_runs_per_device: see `parallel.plan_batches`.
+        max_runs_per_device: see `run.plan.plan_batches`.
         progress: optional callback receiving one-line progress messages.
         on_chunk: called after every compiled chunk of log periods with a
-            `parallel.Chunk` over every row (setting-major); returning True stops there.
-        on_start: called once compiled, before the first step (see `parallel.execute`).
+            `run.execute.Chunk` over every row (setting-major); returning True stops there.
+        on_start: called once compiled, before the first step (see `run.execute`).
 
     Returns:
         The `SweepResult`; the same in every process of a multi-host run.
@@ -214,16 +231,15 @@ def run(
     """
     num_seeds = check_num_seeds(num_seeds)
     seed = rng.check_seed(seed)
-    settings = _settings_of(hparam_grid)
-    per_setting = [make_hparams(config, **setting) for setting in settings]  # range checks
+    settings = _settings_of(hparam_grid, config)
+    per_setting = [config.hparams(**setting) for setting in settings]  # range checks
     configs = [config.replace(**setting) for setting in settings]
     say = progress or (lambda message: None)
 
-    hparams = HParams(
-        *(
-            np.repeat(np.stack([np.asarray(hp[i]) for hp in per_setting]), num_seeds)
-            for i in range(len(HParams._fields))
-        )
+    # every leaf gets one value per row (setting-major), swept or not
+    hparams = jax.tree.map(
+        lambda *leaves: np.repeat(np.stack([np.asarray(leaf) for leaf in leaves]), num_seeds),
+        *per_setting,
     )
     seed_keys = jax.random.key_data(jax.random.split(rng.seed_key(seed), num_seeds))
     keys = jax.random.wrap_key_data(np.tile(np.asarray(seed_keys), (len(settings), 1)))
@@ -245,11 +261,12 @@ def run(
     experiments = []
     for index, setting_config in enumerate(configs):
         rows = slice(index * num_seeds, (index + 1) * num_seeds)
-        experiment = experiment_from(
-            setting_config, num_seeds, seed, outputs, rows, run_id=f"{sweep_id}-{index:03d}"
+        run_id = f"{sweep_id}-{index:03d}"
+        experiments.append(
+            experiment_from(
+                setting_config, num_seeds, seed, outputs, rows, run_id=run_id, timing="whole sweep"
+            )
         )
-        experiment.summary["timing"] = "whole sweep"
-        experiments.append(experiment)
     return SweepResult(
         config=config,
         settings=settings,
@@ -273,10 +290,8 @@ def rank(settings: Sequence[Setting], experiments: Sequence[Experiment]) -> list
     """
     rows = []
     for index, (setting, experiment) in enumerate(zip(settings, experiments, strict=True)):
-        summary = experiment.summary
-        finals = np.array(
-            [math.nan if v is None else v for v in summary["final_eval_returns"]], np.float64
-        )
+        summary = experiment.summary.to_json()  # the ranking is written as JSON and CSV
+        finals = experiment.summary.final_returns()
         low, high = bootstrap_ci(finals, confidence=CONFIDENCE, resamples=BOOTSTRAP_RESAMPLES)
         rows.append(
             {
@@ -289,7 +304,7 @@ def rank(settings: Sequence[Setting], experiments: Sequence[Experiment]) -> list
                 "mean_final_eval_return": summary["mean_final_eval_return"],
                 "fraction_solved": summary["fraction_solved"],
                 "num_seeds": summary["num_seeds"],
-                "num_diverged": summary.get("num_diverged") or 0,
+                "num_diverged": summary["num_diverged"] or 0,
             }
         )
     rows.sort(
@@ -303,7 +318,7 @@ def rank(settings: Sequence[Setting], experiments: Sequence[Experiment]) -> list
 
 
 def write_sweep(result: SweepResult, output_dir: str | Path, *, overwrite: bool = False) -> Path:
-    """Write one run folder per setting (as `experiment.write_run` does) and the ranking.
+    """Write one run folder per setting (as `results.write_run` does) and the ranking.
 
     Files: `<output_dir>/<setting_name>/` (config.json with the setting applied,
     metrics.csv, evals.csv, summary.json, params.msgpack) for every setting, and
@@ -366,7 +381,7 @@ def _ranking_csv(ranking: Sequence[Mapping[str, Any]]) -> str:
 def _sweep_summary(result: SweepResult) -> dict[str, Any]:
     first = result.experiments[0]
     total_rows = len(result.settings) * first.num_seeds
-    steps = first.summary["env_steps_done"]
+    steps = first.summary.env_steps_done
     return {
         "env_id": result.config.env_id,
         "num_settings": len(result.settings),
@@ -376,22 +391,38 @@ def _sweep_summary(result: SweepResult) -> dict[str, Any]:
         "confidence": CONFIDENCE,
         "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
         "env_steps_done": steps,
-        "stopped_early": first.summary["stopped_early"],
+        "stopped_early": first.summary.stopped_early,
         "num_diverged_settings": sum(row["num_diverged"] > 0 for row in result.ranking),
         "compile_seconds": result.compile_seconds,
         "run_seconds": result.run_seconds,
         "env_steps_per_second": total_rows * steps / result.run_seconds,
-        "layout": first.summary["layout"],
-        "device": first.summary["device"],
-        "versions": first.summary["versions"],
+        "layout": first.summary.layout,
+        "device": first.summary.device,
+        "versions": dict(first.summary.versions),
         "base_config": result.config.to_dict(),
         "ranking": result.ranking,
     }
 
 
+_RANKING_COLUMNS = frozenset(
+    {
+        "rank",
+        "setting",
+        "folder",
+        "iqm_final_eval_return",
+        "ci95_low",
+        "ci95_high",
+        "mean_final_eval_return",
+        "fraction_solved",
+        "num_seeds",
+        "num_diverged",
+    }
+)
+
+
 def format_ranking(ranking: Sequence[Mapping[str, Any]]) -> str:
     """The ranking as an aligned text table, best setting first."""
-    swept = [key for key in ranking[0] if key in HParams._fields]
+    swept = [key for key in ranking[0] if key not in _RANKING_COLUMNS]
     header = ["rank", *swept, "IQM final return", "95% CI", "mean", "solved", "diverged"]
 
     def number(value: float | None) -> str:

@@ -28,9 +28,10 @@ from conftest import TINY, cli_options
 from purejaxdqn import cli
 from purejaxdqn.core.loop import make_train_program
 from purejaxdqn.core.rng import seed_key
-from purejaxdqn.outputs import rundir
+from purejaxdqn.outputs import results, rundir
 from purejaxdqn.outputs.policy import evaluate_policy, load_policy
-from purejaxdqn.run import checkpoint, experiment
+from purejaxdqn.outputs.report import format_summary
+from purejaxdqn.run import checkpoint
 from purejaxdqn.run.execute import execute, state_shapes
 from purejaxdqn.run.experiment import run_experiment, write_run
 
@@ -226,16 +227,16 @@ def test_overwrite_replaces_the_old_run_and_a_full_disk_keeps_what_was_written(
     copy = _crashed_copy(full_run, tmp_path, after=4)
     (copy / "mine.txt").write_text("not a run file")
     old_id = rundir.read_record(copy).run_id
-    real = experiment.write_atomic
+    real = results.write_atomic
 
     def disk_full_for_summary(path, data):
         if Path(path).name == "summary.json":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real(path, data)
 
-    monkeypatch.setattr(experiment, "write_atomic", disk_full_for_summary)
+    monkeypatch.setattr(results, "write_atomic", disk_full_for_summary)
     status = _main("train", *OPTIONS, "--output-dir", str(copy), "--overwrite", "--quiet")
-    assert status == cli.EXIT_NOT_WRITTEN
+    assert status == cli.common.EXIT_NOT_WRITTEN
     message = _error(capsys)
     assert f"{copy / 'summary.json'}: No space left on device" in message
     assert "saved: metrics.csv, evals.csv, params.msgpack" in message
@@ -267,7 +268,7 @@ def test_default_folders_are_never_reused(tmp_path):
 
 @pytest.mark.parametrize("option", ["--output-dir", "--compile-cache", "--tensorboard"])
 def test_an_unusable_path_is_one_line_before_compiling(tmp_path, capsys, monkeypatch, option):
-    monkeypatch.setattr(cli, "run_experiment", lambda *a, **k: pytest.fail("ran"))
+    monkeypatch.setattr(cli.train, "run_experiment", lambda *a, **k: pytest.fail("ran"))
     afile = tmp_path / "afile"
     afile.write_text("")
     argv = ["train", *OPTIONS, "--quiet"]
@@ -336,7 +337,7 @@ def diverged(tmp_path_factory):
 
 def test_a_diverged_run_says_so_and_exits_3(diverged, capsys):
     status, folder = diverged
-    assert status == cli.EXIT_DIVERGED
+    assert status == cli.common.EXIT_DIVERGED
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["num_diverged"] == 2
     assert all(step is not None and step <= TINY.total_timesteps
@@ -352,7 +353,7 @@ def test_a_diverged_run_says_so_and_exits_3(diverged, capsys):
 def test_divergence_is_per_seed_and_first_step(tiny_program):
     hparams = TINY.hparams(learning_rate=np.array([1e-3, 1e30], np.float32))
     result = run_experiment(TINY, 2, seed=0, hparams=hparams)
-    steps = result.summary["diverged_env_steps"]
+    steps = result.summary.diverged_env_steps
     assert steps[0] is None and steps[1] is not None
     flags = result.metrics["first_nonfinite_step"][1]
     first_period = int(np.argmax(flags >= 0))
@@ -361,9 +362,10 @@ def test_divergence_is_per_seed_and_first_step(tiny_program):
     assert period_end - TINY.total_timesteps // TINY.num_log_points < steps[1] <= period_end
     loss = result.metrics["loss"][1]
     assert np.isfinite(loss[:first_period]).all() and not np.isfinite(loss[first_period])
-    assert result.summary["final_eval_returns"][0] is not None
-    assert result.summary["iqm_final_eval_return"] is None  # a missing seed is not averaged
-    assert "1/2 seeds went non-finite: seed 1 at" in experiment.format_summary(result.summary)
+    assert np.isfinite(result.summary.final_eval_returns[0])
+    assert np.isnan(result.summary.final_eval_returns[1])  # a diverged seed has no score
+    assert result.summary.to_json()["iqm_final_eval_return"] is None  # and is not averaged
+    assert "1/2 seeds went non-finite: seed 1 at" in format_summary(result.summary)
 
 
 def test_a_sweep_ranks_diverged_settings_last_and_marks_them(tmp_path):
@@ -437,7 +439,7 @@ def test_resume_asks_for_the_recorded_layout(full_run, tmp_path, monkeypatch):
         seen.update(kwargs)
         raise SystemExit(0)
 
-    monkeypatch.setattr(cli, "run_experiment", record)
+    monkeypatch.setattr(cli.train, "run_experiment", record)
     copy = _crashed_copy(full_run, tmp_path, after=2)
     assert _main("train", "--resume", str(copy), "--quiet") == 0
     assert (seen["runs_per_device"], seen["num_devices"]) == (2, 1)  # as recorded
@@ -486,7 +488,7 @@ def test_a_custom_env_with_the_old_step_is_refused_before_compiling():
 
 
 def test_a_huge_buffer_is_refused_not_a_traceback(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "run_experiment", lambda *a, **k: pytest.fail("ran"))
+    monkeypatch.setattr(cli.train, "run_experiment", lambda *a, **k: pytest.fail("ran"))
     assert _main("train", *OPTIONS, "--buffer-size", "1e12", "--quiet") == 2
     assert "buffer_size=1000000000000 is not allowed" in _error(capsys)
 
@@ -509,7 +511,7 @@ def test_preset_overrides_adapt_and_say_what_changed(capsys, monkeypatch, tmp_pa
         seen["config"] = config
         raise SystemExit(0)
 
-    monkeypatch.setattr(cli, "run_experiment", record)
+    monkeypatch.setattr(cli.train, "run_experiment", record)
     argv = ["train", "--env", "CartPole-v1", "--total-timesteps", "10000", "--num-log-points",
             "5", "--output-dir", str(tmp_path / "run"), "--quiet"]  # fmt: skip
     with pytest.raises(SystemExit):

@@ -1,4 +1,6 @@
-"""Chunked runs, progress, TensorBoard, checkpoints, resume, signals, stopping when solved."""
+"""Progress, TensorBoard, checkpoints, signals, stopping when solved (chunked runs and
+resume through `execute`: test_parallel.py).
+"""
 
 from __future__ import annotations
 
@@ -31,69 +33,6 @@ KEYS = jax.random.split(jax.random.key(7), 3)
 TINY_OPTIONS = cli_options(TINY)
 
 
-def _leaves_equal(a, b) -> bool:
-    return all(
-        np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    )
-
-
-@pytest.fixture(scope="module")
-def one_call(tiny_program):
-    """Every log period in one compiled call."""
-    return execute(tiny_program, KEYS, TINY.hparams())
-
-
-def test_chunked_equals_one_call_bitwise(tiny_program, one_call):
-    seen = []
-    chunked = execute(
-        tiny_program, KEYS, TINY.hparams(), on_chunk=lambda c: seen.append(c) and False
-    )
-    assert [c.periods_done for c in seen] == [1, 2, 3, 4]
-    assert [c.evals["return"].shape[1] for c in seen] == [0, 1, 0, 1]
-    assert _leaves_equal(chunked.metrics, one_call.metrics)
-    assert _leaves_equal(chunked.evals, one_call.evals)
-    assert _leaves_equal(chunked.params, one_call.params)
-    two = execute(tiny_program, KEYS, TINY.hparams(), periods_per_chunk=2)
-    assert _leaves_equal(two.metrics, one_call.metrics)
-    with pytest.raises(ValueError, match="periods_per_chunk=3"):
-        execute(tiny_program, KEYS, TINY.hparams(), periods_per_chunk=3)
-
-
-def test_one_fused_train_program_agrees_to_rounding(tiny_vmapped, one_call):
-    fused = tiny_vmapped(KEYS, TINY.hparams())
-    for name, value in one_call.metrics.items():
-        np.testing.assert_allclose(np.asarray(fused.metrics[name]), value, rtol=1e-4)
-    np.testing.assert_array_equal(np.asarray(fused.evals["env_steps"]), one_call.evals["env_steps"])
-
-
-def test_checkpoint_restores_every_leaf_and_resume_is_bitwise(tiny_program, one_call, tmp_path):
-    saved = {}
-
-    def stop_after_two(chunk):
-        if chunk.periods_done == 2:
-            saved["states"] = chunk.states()
-            Checkpointer(tmp_path, checkpoint.identity("r", TINY, 3, 7)).save(
-                2, saved["states"], chunk.metrics_so_far, chunk.evals_so_far
-            )
-            return True
-        return False
-
-    partial = execute(tiny_program, KEYS, TINY.hparams(), on_chunk=stop_after_two)
-    assert partial.periods_done == 2 and partial.metrics["env_steps"].shape == (3, 2)
-    assert checkpoint.latest(tmp_path) == 2
-    point = checkpoint.restore(tmp_path, state_shapes(tiny_program, TINY.hparams()))
-    assert point.manifest["periods_done"] == 2 and point.manifest["num_seeds"] == 3
-    assert _leaves_equal(point.resume.states, saved["states"])  # every leaf, keys included
-    like = state_shapes(tiny_program, TINY.hparams())
-    assert jax.tree.structure(point.resume.states) == jax.tree.structure(like)
-    resumed = execute(tiny_program, KEYS, TINY.hparams(), resume=point.resume)
-    assert resumed.periods_done == 4 and resumed.periods_run == 2
-    assert _leaves_equal(resumed.metrics, one_call.metrics)
-    assert _leaves_equal(resumed.evals, one_call.evals)
-    assert _leaves_equal(resumed.params, one_call.params)
-
-
 def test_restore_rejects_another_config(tiny_program, tmp_path):
     with pytest.raises(ValueError, match="has no checkpoint"):
         checkpoint.restore(tmp_path, state_shapes(tiny_program, TINY.hparams()))
@@ -119,8 +58,8 @@ def test_stop_when_solved_and_solved_steps(tiny_program):
     assert np.all(np.any(returns >= threshold, axis=1))
     # it stopped at the first evaluation where every seed had reached the threshold
     assert not np.all(np.any(returns[:, :-1] >= threshold, axis=1))
-    assert summary["stopped_early"] == (summary["env_steps_done"] < TINY.total_timesteps)
-    for seed, first in enumerate(summary["solved_env_steps"]):
+    assert summary.stopped_early == (summary.env_steps_done < TINY.total_timesteps)
+    for seed, first in enumerate(summary.solved_env_steps):
         index = int(np.argmax(returns[seed] >= threshold))
         assert first == int(experiment.evals["env_steps"][seed, index])
 
