@@ -5,7 +5,7 @@ r"""A/B speed of two revisions of purejaxdqn, and of a run's layouts, in alterna
     python benchmarks/ab.py --layouts                       # default vs --layout-independent
 
 A change on the hot path is measured against the revision before it: both run the classic
-CartPole DQN (`common.CLASSIC_CARTPOLE`) through `parallel.execute` for each seed count,
+CartPole DQN (`common.CLASSIC_CARTPOLE`) through `run.execute` for each seed count,
 each trial in a fresh process on a clean checkout of its revision (a `git worktree`), the
 two revisions alternating (A B A B ...) so that the machine's load hits both alike. With
 `--layouts` the same checkout is timed with the default layout and with one seed per device
@@ -36,8 +36,8 @@ import json, sys
 sys.path.insert(0, "benchmarks")
 from common import CLASSIC_CARTPOLE
 import jax
-from purejaxdqn.run.execute import execute
-from purejaxdqn.core.loop import make_train_program
+from purejaxdqn.parallel import execute  # module names that every revision has
+from purejaxdqn.train import make_train_program
 config = CLASSIC_CARTPOLE.replace(total_timesteps={steps}, learning_starts={steps} // 50)
 keys = jax.random.split(jax.random.key(0), {seeds})
 out = execute(make_train_program(config), keys, config.hparams(), max_runs_per_device={cap!r})
