@@ -11,7 +11,7 @@ two revisions alternating (A B A B ...) so that the machine's load hits both ali
 `--layouts` the same checkout is timed with the default layout and with one seed per device
 per call (`max_runs_per_device=1`, which makes every seed's result its single-run result).
 The table gives the median env steps/s and compile seconds of each, and their ratios; the
-rows go to `results/ab_<name>_<device>.json` and `.csv`.
+rows go to `results/ab_revisions_<base>_<device>` (or `ab_layouts_<device>`) `.json` and `.csv`.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def main() -> None:
             name = "layouts"
             arms = {"default": (ROOT, "auto"), "independent": (ROOT, 1)}
         else:
-            name = "revisions"
+            name = f"revisions_{args.base}"
             base = Path(scratch) / "base"
             subprocess.run(
                 ["git", "worktree", "add", "--detach", str(base), args.base],

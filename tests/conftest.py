@@ -89,3 +89,17 @@ def synthetic_experiment(config, episode_return, evals):
     summary = summarise(config, num_seeds, 7, metrics, evals, 1.5, 2.0)
     assert isinstance(summary, Summary)
     return Experiment(config, num_seeds, 7, metrics, evals, 1.5, 2.0, summary)
+
+
+def _close(a, b) -> bool:
+    """Integers equal; floats equal up to the rounding that batch shapes change."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "iub":
+        return bool(np.array_equal(a, b))
+    return bool(np.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True))
+
+
+def all_close(first: dict, second: dict) -> bool:
+    """Two dicts of arrays with the same keys, each pair `_close`."""
+    assert sorted(first) == sorted(second)
+    return all(_close(first[name], second[name]) for name in first)

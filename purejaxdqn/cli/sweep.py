@@ -16,9 +16,9 @@ from typing import Any
 import jax
 
 from purejaxdqn.core.config import DQNConfig
+from purejaxdqn.outputs.results import ResultsNotWritten
 from purejaxdqn.outputs.rundir import unique_folder
 from purejaxdqn.run import sweep
-from purejaxdqn.run.experiment import ResultsNotWritten
 from purejaxdqn.run.monitor import Interrupted, Monitor, ProgressDisplay, SignalGuard
 
 from .common import (

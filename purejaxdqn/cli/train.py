@@ -19,6 +19,8 @@ from typing import Any
 import jax
 
 from purejaxdqn.core.config import DQNConfig
+from purejaxdqn.outputs.report import format_diverged, format_summary
+from purejaxdqn.outputs.results import ResultsNotWritten, write_run
 from purejaxdqn.outputs.rundir import (
     SUMMARY_FILE,
     RunRecord,
@@ -31,15 +33,7 @@ from purejaxdqn.outputs.tensorboard import TensorBoardWriter
 from purejaxdqn.run import checkpoint
 from purejaxdqn.run.checkpoint import Checkpointer
 from purejaxdqn.run.execute import state_shapes
-from purejaxdqn.run.experiment import (
-    Experiment,
-    ResultsNotWritten,
-    format_diverged,
-    format_summary,
-    lazy_program,
-    run_experiment,
-    write_run,
-)
+from purejaxdqn.run.experiment import Experiment, lazy_program, run_experiment
 from purejaxdqn.run.monitor import Interrupted, Monitor, ProgressDisplay, SignalGuard
 
 from .common import (

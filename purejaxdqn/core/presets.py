@@ -1,7 +1,8 @@
 """Tuned configurations per environment, with the result each reaches.
 
-Each preset's comment records what `python benchmarks/learning.py` measured for it; the
-full records are in `benchmarks/results/learning_<env>.json`. Starting points were the
+Each preset's comment says where its settings come from; what each reaches, measured by
+`python benchmarks/learning.py`, is in benchmarks/README.md ("Learning") and
+`benchmarks/results/learning_<env>.json`. Starting points were the
 rl-baselines3-zoo DQN hyperparameters (CartPole, Acrobot, MountainCar) and the MinAtar
 paper (Young & Tian, 2019) for the MinAtar games, rl-baselines3-zoo for LunarLander and
 CleanRL's Atari DQN for Pong; the classic-control ones were tuned here by vmapping settings
@@ -24,11 +25,8 @@ PRESETS: dict[str, DQNConfig] = {
     # double DQN, a learning rate annealed to 0 (the policy freezes once it balances) and a
     # half-way target update (tau 0.5) after every burst. Chosen by sweeps on base seed 100
     # (16 seeds per setting): tau 0.5 at lr 8e-4 ended 14/16 solved with mean 492, against
-    # 12/16 and mean 458 for the former hard copy at lr 5e-4. On the benchmark's keys (base
-    # seed 0, 32 seeds) it ends 28/32 = 88% solved, mean 489.2: the 90% target is missed by
-    # one seed, with near misses (337-456) where the hard copy had collapses (144-283).
-    # Longer runs are worse (153,600 steps: 10/16 on seed 100), as policies forget.
-    # Measured by benchmarks/learning.py: see benchmarks/results/learning_CartPole-v1.json.
+    # 12/16 and mean 458 for the former hard copy at lr 5e-4. Longer runs are worse
+    # (153,600 steps: 10/16 on seed 100), as policies forget.
     "CartPole-v1": DQNConfig(
         env_id="CartPole-v1",
         num_envs=8,
@@ -51,8 +49,7 @@ PRESETS: dict[str, DQNConfig] = {
         eval_episodes=20,
         solved_threshold=475.0,
     ),
-    # rl-baselines3-zoo's Acrobot settings on 8 envs. Measured (16 seeds, 102,400 steps):
-    # IQM -84.0, 88% of seeds >= -100.
+    # rl-baselines3-zoo's Acrobot settings on 8 envs.
     "Acrobot-v1": DQNConfig(
         env_id="Acrobot-v1",
         num_envs=8,
@@ -72,8 +69,7 @@ PRESETS: dict[str, DQNConfig] = {
         eval_episodes=20,
         solved_threshold=-100.0,
     ),
-    # rl-baselines3-zoo's MountainCar settings on 8 envs. Measured (16 seeds, 121,600
-    # steps): IQM -112.6, 50% of seeds >= -110 (gym's threshold).
+    # rl-baselines3-zoo's MountainCar settings on 8 envs; -110 is gym's threshold.
     "MountainCar-v0": DQNConfig(
         env_id="MountainCar-v0",
         num_envs=8,
@@ -96,10 +92,8 @@ PRESETS: dict[str, DQNConfig] = {
     # LunarLander through envpool (purejaxdqn[envpool]): rl-baselines3-zoo's DQN settings
     # (batch 128, 100k buffer, train every 4 steps, epsilon to 0.05 over 10%) on 8 envs
     # with a 128-128 MLP, double DQN, Huber loss, one update per 4 env steps at lr 1e-3
-    # annealed to 0, and a hard target copy every 512 steps. Measured (8 seeds, 500k
-    # steps, half the issue's 1M budget): IQM 271.2, mean 254.0, 7/8 seeds >= 200, every
-    # seed >= 200 at some evaluation. A 256-256 MLP at lr 5e-4 was at IQM 202 after 220k
-    # steps, 2.2x slower per step on CPU; it was stopped there.
+    # annealed to 0, and a hard target copy every 512 steps (a 256-256 MLP learned slower
+    # per env step and ran slower; benchmarks/README.md).
     "LunarLander-v3": DQNConfig(
         env_id="LunarLander-v3",
         num_envs=8,
@@ -160,10 +154,8 @@ PRESETS: dict[str, DQNConfig] = {
 # "Revisiting Rainbow"'s MinAtar DQN), epsilon 1 -> 0.05 over the first 250k steps
 # instead of 1 -> 0.1 over 100k. gymnax differs from MinAtar: minimal action sets (3-6
 # actions, not 6), episodes capped at 1,000 steps (Freeway 2,500, as in MinAtar), no
-# sticky actions (MinAtar's default is 0.1). Measured (1 seed, 2M of the 5M steps, final
-# greedy return; paper's DQN at 5M in brackets): Breakout 77.0 (10), SpaceInvaders 119.0
-# (43), Freeway 59.1 (50), Asterix 41.4 (17), Seaquest 36.9 (20). Records:
-# benchmarks/results/learning_<game>-MinAtar.json.
+# sticky actions (MinAtar's default is 0.1). Results against the paper's DQN:
+# benchmarks/README.md ("MinAtar (gymnax)").
 _MINATAR = DQNConfig(
     env_id="Breakout-MinAtar",
     num_envs=8,

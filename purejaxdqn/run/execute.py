@@ -158,11 +158,14 @@ def _check_capabilities(capabilities: Capabilities, resume: Resume | None) -> No
     resume for one that is not `checkpointable`.
     """
     if capabilities.single_device and jax.process_count() > 1:
-        raise ValueError("bridged environments (envpool, gymnasium) run in one process only")
+        raise ValueError(
+            "this program runs on one device of one process (its environments are a "
+            "simulator pool outside JAX, e.g. a bridged envpool or gymnasium environment)"
+        )
     if not capabilities.checkpointable and resume is not None:
         raise ValueError(
-            "resume is not allowed for a bridged environment: its simulators' state lives "
-            "outside JAX and is not in checkpoints"
+            "resume is not allowed for this program: part of its state lives outside JAX "
+            "(e.g. a bridged environment's simulators) and is not in checkpoints"
         )
 
 

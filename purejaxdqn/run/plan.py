@@ -239,9 +239,10 @@ def plan_run(
         )
     if single and plan.num_batches > 1:
         raise ValueError(
-            f"{num_runs} runs of a bridged environment do not fit in one device's memory "
-            f"together (~{bytes_per_run / 2**30:.2f} GiB each), and a simulator pool must "
-            "run them in one call: use fewer seeds or a smaller buffer_size"
+            f"{num_runs} runs do not fit in one device's memory together (~"
+            f"{bytes_per_run / 2**30:.2f} GiB each), and this program (e.g. a bridged "
+            "environment's simulator pool) must run them in one call: use fewer seeds or a "
+            "smaller buffer_size"
         )
     return plan
 

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, all_close
 from second_program import ARMS, bandit_hparams, make_bandit_program
 
 from purejaxdqn import make_train, make_train_program
@@ -63,19 +63,6 @@ def _outputs_equal(first, second) -> bool:
     return _leaves_equal(
         (first.metrics, first.evals, first.params), (second.metrics, second.evals, second.params)
     )
-
-
-def _close(a, b) -> bool:
-    """Integers equal; floats equal up to the rounding that batch shapes change."""
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype.kind in "iub":
-        return bool(np.array_equal(a, b))
-    return bool(np.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True))
-
-
-def _all_close(first: dict, second: dict) -> bool:
-    assert sorted(first) == sorted(second)
-    return all(_close(first[name], second[name]) for name in first)
 
 
 def _run(script: str, env: dict[str, str] | None = None) -> dict:
@@ -187,7 +174,9 @@ def test_plan_run_keeps_a_layout_and_puts_a_single_device_program_on_one_device(
         8, 1000, single, devices, max_runs_per_device=1, runs_per_device=None, device_bytes=10**9
     )
     assert (plan.num_devices, plan.runs_per_device, plan.num_batches) == (1, 8, 1)
-    with pytest.raises(ValueError, match="8 runs of a bridged environment do not fit in one"):
+    with pytest.raises(
+        ValueError, match="8 runs do not fit in one device.*must run them in one call"
+    ):
         plan_run(
             8,
             2 * 10**8,
@@ -361,7 +350,7 @@ def test_capabilities_decide_devices_resume_and_cache(
     assert (out.plan.num_devices, out.plan.num_batches, out.plan.runs_per_device) == (1, 1, 4)
     assert _outputs_equal(out, bandit_one_call)  # vmapped, as on one device
     resume = Resume([], 2, {}, {})  # refused before its states are read
-    with pytest.raises(ValueError, match="resume is not allowed for a bridged environment"):
+    with pytest.raises(ValueError, match="resume is not allowed for this program"):
         execute(program, BANDIT_KEYS, BANDIT_HP, resume=resume)
     monkeypatch.setattr(program_cache, "directory", lambda: tmp_path)
     not_exported = execute(program, BANDIT_KEYS, BANDIT_HP, program_key={"bandit": 1})
@@ -474,8 +463,8 @@ def test_sequential_batches_equal_one_batch(tiny_program, tiny_vmapped):
     reference = tiny_vmapped(keys, TINY.hparams())
     outputs = execute(tiny_program, keys, TINY.hparams(), max_runs_per_device=1)
     assert outputs.plan.num_batches == 3
-    assert _all_close(jax.tree.map(np.asarray, reference.metrics), outputs.metrics)
-    assert _all_close(jax.tree.map(np.asarray, reference.evals), outputs.evals)
+    assert all_close(jax.tree.map(np.asarray, reference.metrics), outputs.metrics)
+    assert all_close(jax.tree.map(np.asarray, reference.evals), outputs.evals)
     assert outputs.compiled_bytes_per_run <= outputs.plan.bytes_per_run  # estimate bounds XLA
 
 

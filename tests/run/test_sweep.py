@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, all_close
 
 from purejaxdqn import cli
 from purejaxdqn.outputs.stats import bootstrap_ci, iqm, mean_rows
@@ -32,19 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 def tiny_sweep():
     """3 learning rates x 2 seeds of TINY, on this process's single device."""
     return sweep.run(TINY, GRID, NUM_SEEDS, seed=5)
-
-
-def _close(a, b) -> bool:
-    """Integers equal; floats equal up to the rounding that batch shapes change."""
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype.kind in "iub":
-        return bool(np.array_equal(a, b))
-    return bool(np.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True))
-
-
-def _all_close(first: dict, second: dict) -> bool:
-    assert sorted(first) == sorted(second)
-    return all(_close(first[name], second[name]) for name in first)
 
 
 # --- settings --------------------------------------------------------------------------------
@@ -124,8 +111,8 @@ def test_each_setting_equals_a_separate_run_with_that_setting(tiny_sweep):
     assert [e.config.learning_rate for e in tiny_sweep.experiments] == GRID["learning_rate"]
     single = run_experiment(TINY.replace(learning_rate=3e-3), NUM_SEEDS, seed=5)
     swept = tiny_sweep.experiments[1]
-    assert _all_close(single.metrics, swept.metrics)
-    assert _all_close(single.evals, swept.evals)
+    assert all_close(single.metrics, swept.metrics)
+    assert all_close(single.evals, swept.evals)
     # settings really differ: the learning rate changes the losses
     assert not np.allclose(
         tiny_sweep.experiments[0].metrics["loss"], swept.metrics["loss"], equal_nan=True
@@ -266,8 +253,8 @@ def test_four_devices_with_padding_equal_one_device(tiny_sweep):
     for mine, theirs_metrics, theirs_evals in zip(
         tiny_sweep.experiments, out["metrics"], out["evals"], strict=True
     ):
-        assert _all_close(mine.metrics, {k: np.array(v, float) for k, v in theirs_metrics.items()})
-        assert _all_close(
+        assert all_close(mine.metrics, {k: np.array(v, float) for k, v in theirs_metrics.items()})
+        assert all_close(
             {k: np.asarray(v, float) for k, v in mine.evals.items()},
             {k: np.array(v, float) for k, v in theirs_evals.items()},
         )
