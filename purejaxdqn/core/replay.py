@@ -41,6 +41,7 @@ what the learner needs and no more: the transitions with their bootstrap `discou
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -389,27 +390,10 @@ def make_replay(
             program is built, rather than when `init` is traced.
     """
     check_layout(obs_shape, num_envs, capacity, track_valid, frame_stack)
-
-    def init_buffer() -> ReplayBuffer:
-        return init(
-            obs_shape, obs_dtype, num_envs, capacity, max_episode_steps, track_valid, frame_stack
-        )
-
-    def add_step(
-        buffer: ReplayBuffer,
-        obs: jax.Array,
-        action: jax.Array,
-        reward: jax.Array,
-        terminated: jax.Array,
-        truncated: jax.Array,
-        final_obs: jax.Array,
-        valid: jax.Array | None = None,
-    ) -> ReplayBuffer:
-        return add(
-            buffer, obs, action, reward, terminated, truncated, final_obs, valid, frame_stack
-        )
-
-    def draw(buffer: ReplayBuffer, key: jax.Array, batch_size: int, gamma: jax.Array) -> Sample:
-        return sample(buffer, key, batch_size, gamma, frame_stack)
-
-    return Replay(init=init_buffer, add=add_step, sample=draw, update=update)
+    layout = (obs_shape, obs_dtype, num_envs, capacity, max_episode_steps, track_valid)
+    return Replay(
+        init=functools.partial(init, *layout, frame_stack),
+        add=functools.partial(add, frame_stack=frame_stack),
+        sample=functools.partial(sample, frame_stack=frame_stack),
+        update=update,
+    )
