@@ -121,11 +121,6 @@ def positive_int(name: str) -> Callable[[str], int]:
     return parse_positive_int
 
 
-def parse_num_seeds(text: str) -> int:
-    """An integer >= 1."""
-    return _checked_int("num_seeds", text, 1)
-
-
 def parse_seed(text: str) -> int:
     """A seed: an integer in [0, 2**64)."""
     try:
@@ -390,7 +385,7 @@ def _add_start_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--num-seeds",
         metavar="N",
-        type=parse_num_seeds,
+        type=positive_int("num_seeds"),
         default=argparse.SUPPRESS,
         help=f"seeds {what}, vmapped in one program (default: 1).",
     )
