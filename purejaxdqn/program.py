@@ -71,7 +71,6 @@ class TrainProgram(NamedTuple):
             evaluations that were due; the memory preflight traces it).
         num_periods: log periods of a run.
         eval_every: periods between evaluations (0: no evaluation).
-        env_steps_per_period: env steps one run takes per log period.
         capabilities: what the runtime may do with the program.
         policy_params: `policy_params(state) -> params`: the parameters a greedy policy
             acts with (what results folders save, `eval` and `render` load).
@@ -82,7 +81,6 @@ class TrainProgram(NamedTuple):
     train: Callable[[jax.Array, Any], Any]
     num_periods: int
     eval_every: int
-    env_steps_per_period: int
     capabilities: Capabilities = Capabilities()
     policy_params: Callable[[Any], Any] = operator.attrgetter("params")
 

@@ -417,7 +417,6 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         train=train,
         num_periods=config.num_log_points,
         eval_every=config.eval_every,
-        env_steps_per_period=config.iterations_per_log_point * config.steps_per_iteration,
         capabilities=config.program_capabilities(env),
     )
 

@@ -243,7 +243,6 @@ def lazy_program(
         train=lambda key, hp: built().train(key, hp),
         num_periods=config.num_log_points,
         eval_every=config.eval_every,
-        env_steps_per_period=config.total_timesteps // config.num_log_points,
         capabilities=capabilities,
         policy_params=lambda state: built().policy_params(state),
     )

@@ -116,7 +116,6 @@ def make_bandit_program(
         train=train,
         num_periods=num_periods,
         eval_every=eval_every,
-        env_steps_per_period=STEPS_PER_PERIOD,
         capabilities=capabilities or Capabilities(),
         policy_params=lambda state: state["params"],
     )
