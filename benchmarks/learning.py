@@ -4,6 +4,8 @@
     python benchmarks/learning.py --env CartPole-v1        # one preset
     python benchmarks/learning.py --env Acrobot-v1 --num-seeds 4 --seed 1
     python benchmarks/learning.py --env Freeway-MinAtar --total-timesteps 2000000
+    python benchmarks/learning.py --preset rainbow --env Breakout-MinAtar --num-seeds 2
+    python benchmarks/learning.py --preset rainbow --without noisy --env Breakout-MinAtar
 
 For every environment it trains `purejaxdqn.PRESETS[env]` on N seeds in one compiled
 program (`purejaxdqn.experiment.run_experiment`, seeds sharded over one CPU device per
@@ -11,7 +13,10 @@ core and run in batches as the `purejaxdqn` command does), prints one table row 
 the final greedy evaluation return across seeds, fraction of seeds at or above the
 preset's `solved_threshold`, the target, pass/fail, compile and run time, throughput) and
 writes `benchmarks/results/learning_<env>.json`: the experiment summary plus the target,
-the pass flag, the date and the config.
+the pass flag, the date and the config. `--preset rainbow` trains the Rainbow preset of
+each environment instead (`presets.rainbow_for`) and writes
+`learning_rainbow_<env>.json`; `--without COMPONENT` switches one of Rainbow's components
+off (an ablation) and writes `learning_rainbow-without-<component>_<env>.json`.
 
 The final greedy return of a seed is the mean over `eval_episodes` greedy episodes at the
 last evaluation (the end of training). IQM is the interquartile mean over seeds. A run
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from purejaxdqn.core.presets import get_preset
+from purejaxdqn.core.presets import RAINBOW, get_preset, rainbow_for
 from purejaxdqn.run.devices import use_all_cpu_cores
 from purejaxdqn.run.experiment import run_experiment
 from purejaxdqn.run.monitor import ProgressDisplay
@@ -132,17 +137,43 @@ def table_row(record: dict[str, Any]) -> str:
     return "| " + " | ".join(f"{c:<{w}}" for c, (_, w) in zip(cells, COLUMNS, strict=True)) + " |"
 
 
+# `--without NAME`: the fields that switch one of Rainbow's components off
+RAINBOW_ABLATIONS: dict[str, dict[str, Any]] = {
+    "double_q": {"double_q": False},
+    "dueling": {"dueling": False},
+    "n_step": {"n_step": 1},
+    "prioritized_replay": {"prioritized_replay": False},
+    "distributional": {"distributional": "none"},
+    "noisy": {"noisy": False},
+}
+
+
+def preset_config(env_id: str, preset: str | None, without: str | None) -> tuple[Any, str]:
+    """The config to train and the prefix of its results file: the env's DQN preset
+    ('learning'), or its Rainbow preset ('learning_rainbow'), with one component off.
+    """
+    if preset is None:
+        return get_preset(env_id), "learning"
+    config = rainbow_for(env_id)
+    if without is None:
+        return config, f"learning_{RAINBOW}"
+    return config.replace(**RAINBOW_ABLATIONS[without]), f"learning_{RAINBOW}-without-{without}"
+
+
 def run_one(
     env_id: str,
     num_seeds: int | None,
     seed: int,
     results_dir: Path,
     total_timesteps: int | None = None,
+    preset: str | None = None,
+    without: str | None = None,
 ) -> dict[str, Any]:
-    """Train the preset for `env_id` (for `total_timesteps` env steps per seed if given,
-    else the preset's), write its JSON record and return the record.
+    """Train the preset for `env_id` (its Rainbow preset with `preset='rainbow'`, one
+    component off with `without`; for `total_timesteps` env steps per seed if given, else
+    the preset's), write its JSON record and return the record.
     """
-    config = get_preset(env_id)
+    config, prefix = preset_config(env_id, preset, without)
     budget = config.total_timesteps
     if total_timesteps is not None:
         config = config.replace(total_timesteps=total_timesteps)
@@ -171,6 +202,7 @@ def run_one(
         "date": started.strftime("%Y-%m-%d"),
         "started_utc": started.isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/learning.py", *sys.argv[1:]]),
+        "preset": prefix.removeprefix("learning").removeprefix("_") or "dqn",
         "config": config.to_dict(),
     }
     if config.total_timesteps != budget:
@@ -186,7 +218,7 @@ def run_one(
         if notes:
             record["note"] = "; ".join(notes)
     results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"learning_{env_id}.json"
+    path = results_dir / f"{prefix}_{env_id}.json"
     with path.open("w") as file:
         json.dump(record, file, indent=2, allow_nan=False)
         file.write("\n")
@@ -213,6 +245,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument(
+        "--preset",
+        choices=[RAINBOW],
+        default=None,
+        help="train each env's Rainbow preset instead of its DQN preset",
+    )
+    parser.add_argument(
+        "--without",
+        choices=sorted(RAINBOW_ABLATIONS),
+        default=None,
+        help="with --preset rainbow: switch this component off (an ablation)",
+    )
+    parser.add_argument(
         "--total-timesteps",
         type=int,
         default=None,
@@ -226,13 +270,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     use_all_cpu_cores()  # one JAX device per core, as the purejaxdqn command does
     args = parser.parse_args(argv)
+    if args.without is not None and args.preset is None:
+        parser.error("--without needs --preset rainbow")
     for env_id in args.env:
         get_preset(env_id)  # fail on an unknown id before spending minutes on the others
 
     records = []
     for env_id in args.env:
         records.append(
-            run_one(env_id, args.num_seeds, args.seed, args.results_dir, args.total_timesteps)
+            run_one(
+                env_id,
+                args.num_seeds,
+                args.seed,
+                args.results_dir,
+                args.total_timesteps,
+                args.preset,
+                args.without,
+            )
         )
         print(table_header())
         print(table_row(records[-1]), flush=True)

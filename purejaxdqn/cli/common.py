@@ -149,7 +149,7 @@ def start(
     try:
         if config is None:
             config, notes = start_config(args)
-            say(f"starting from {describe_start(getattr(args, 'preset', None) or config.env_id)}")
+            say(f"starting from {describe_start(config.env_id, getattr(args, 'preset', None))}")
         if not built_before(config):  # a cached program was built from a checked config
             make_train(config)  # environment checks (unknown id, action space)
     except ImportError as error:  # a bridged env whose optional extra is missing

@@ -26,7 +26,7 @@ import jax
 from purejaxdqn.checks import check_int
 from purejaxdqn.core import rng
 from purejaxdqn.core.config import DQNConfig
-from purejaxdqn.core.presets import PRESETS, adapt, config_for, get_preset
+from purejaxdqn.core.presets import PRESETS, RAINBOW, adapt, start_for
 from purejaxdqn.envs.spec import check_env_id
 from purejaxdqn.outputs.rundir import prepare_folder
 from purejaxdqn.run import sweep
@@ -287,7 +287,7 @@ def start_config(args: argparse.Namespace) -> tuple[DQNConfig, list[str]]:
     if env_id is not None:
         check_env_id(env_id)  # before any check computed from the wrong preset
     preset = given.get("preset")
-    base = config_for(env_id or DEFAULT_ENV) if preset is None else get_preset(preset)
+    base = start_for(env_id or DEFAULT_ENV, preset)
     changes = {f.name: given[f.name] for f in dataclasses.fields(DQNConfig) if f.name in given}
     if env_id is not None:
         changes["env_id"] = env_id
@@ -379,7 +379,11 @@ def _add_start_options(parser: argparse.ArgumentParser, what: str) -> None:
         help=(
             "configuration to start from (default: the preset named by --env if there is "
             "one, the Pong preset for other Atari ids, else the DQNConfig defaults); "
-            f"presets: {', '.join(sorted(PRESETS))}."
+            f"presets: {', '.join(sorted(PRESETS))}; or '{RAINBOW}': Rainbow (double, dueling, "
+            "3-step, prioritized replay, C51, noisy nets) with the settings of --env's Rainbow "
+            "preset where it has one (CartPole-v1, Acrobot-v1, LunarLander-v3, the MinAtar "
+            "games, Pong and the other Atari games), else Rainbow's generic settings on top of "
+            "--env's DQN settings."
         ),
     )
     parser.add_argument(

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 EXPLORATION_SCHEDULES = ("linear", "exponential")
 LOSSES = ("mse", "huber")
 NETWORKS = ("auto", "mlp", "minatar_cnn", "nature_cnn")
+DISTRIBUTIONAL = ("none", "c51", "qr")
 OBS_STORAGE_DTYPES = ("auto", "float32", "float16", "uint8", "bool", "int32")
 
 
@@ -230,7 +231,106 @@ class DQNConfig:
         "cannot take raises when the program is built.",
         choices=NETWORKS,
     )
-    dueling: bool = _option(False, "Dueling head: Q = V + A - mean(A).")
+    dueling: bool = _option(
+        False,
+        "Dueling head: Q = V + A - mean(A) (with a distributional head, on its logits or "
+        "quantiles).",
+    )
+    # --- the DQN family (Rainbow's components and Munchausen); each combines with the rest
+    n_step: int = _option(
+        1,
+        "n-step returns: the target sums up to n discounted rewards and bootstraps with "
+        "gamma**m from the m-th next state, m <= n; the window stops at the episode's end "
+        "(a termination ends the bootstrap, a truncation bootstraps from its true final "
+        "observation) and at the newest stored transition. Must be < buffer_size / num_envs.",
+        minimum=1,
+    )
+    prioritized_replay: bool = _option(
+        False,
+        "Proportional prioritized replay (Schaul et al., 2016): sample P(i) ~ (|TD error| + "
+        "per_eps)**per_alpha from a sum tree per seed, new transitions at the highest "
+        "priority so far, losses weighted by normalised importance weights.",
+    )
+    per_alpha: float = _option(
+        0.6,
+        "Priority exponent of prioritized replay; 0 samples uniformly (traced).",
+        traced=True,
+        interval="[0, 1]",
+    )
+    per_beta: float = _option(
+        0.4,
+        "Initial importance-weight exponent of prioritized replay, annealed linearly to 1 "
+        "over the run (traced).",
+        traced=True,
+        interval="[0, 1]",
+    )
+    per_eps: float = _option(
+        1e-6,
+        "Added to |TD error| before the priority exponent, so no item's priority is 0.",
+        interval="(0, inf)",
+        allowed="finite and > 0",
+    )
+    distributional: str = _option(
+        "none",
+        "Value head: 'none' (one Q-value per action); 'c51' (Bellemare et al., 2017: "
+        "num_atoms probabilities on a fixed support [v_min, v_max], cross-entropy to the "
+        "projected target); 'qr' (QR-DQN, Dabney et al., 2018: num_quantiles quantiles, "
+        "quantile Huber loss with kappa = huber_delta). Distributional heads use their own "
+        "loss, so `loss` applies to 'none' only; acting and evaluation use the mean.",
+        choices=DISTRIBUTIONAL,
+    )
+    num_atoms: int = _option(51, "Atoms of the C51 support.", minimum=2)
+    v_min: float = _option(
+        -10.0, "Lowest atom of the C51 support.", interval="(-inf, inf)", allowed="finite"
+    )
+    v_max: float = _option(
+        10.0,
+        "Highest atom of the C51 support; must be > v_min.",
+        interval="(-inf, inf)",
+        allowed="finite",
+    )
+    num_quantiles: int = _option(200, "Quantiles of the QR-DQN head.", minimum=1)
+    noisy: bool = _option(
+        False,
+        "Noisy nets (Fortunato et al., 2018): factorised Gaussian noise on the head's output "
+        "layers, drawn fresh at every acting step and every update (independently for the "
+        "online and target networks); exploration may then use epsilon 0.",
+    )
+    noisy_sigma0: float = _option(
+        0.5,
+        "Initial noise scale of the noisy layers (sigma = noisy_sigma0 / sqrt(inputs)).",
+        interval="(0, inf)",
+        allowed="finite and > 0",
+    )
+    noisy_eval: bool = _option(
+        False,
+        "Keep the noise in greedy evaluation (needs noisy); by default evaluation uses the "
+        "noise-free mean weights.",
+    )
+    munchausen: bool = _option(
+        False,
+        "Munchausen DQN (Vieillard et al., 2020): add munchausen_alpha * clip(tau * log "
+        "pi(a|s), munchausen_clip, 0) to the reward and bootstrap with the soft value "
+        "sum_a' pi(a'|s') (Q(s',a') - tau log pi(a'|s')), pi = softmax(Q_target / tau). "
+        "Combines with n_step (bonus for the first action), c51, qr, noisy and prioritized "
+        "replay; not with double_q (the soft bootstrap averages over next actions, so there "
+        "is no argmax for the online network to pick).",
+    )
+    munchausen_alpha: float = _option(
+        0.9, "Munchausen scale of the log-policy bonus (traced).", traced=True, interval="[0, 1]"
+    )
+    munchausen_tau: float = _option(
+        0.03,
+        "Munchausen entropy temperature (traced).",
+        traced=True,
+        interval="(0, inf)",
+    )
+    munchausen_clip: float = _option(
+        -1.0,
+        "Munchausen lower clip l0 of the log-policy bonus (traced).",
+        traced=True,
+        interval="(-inf, 0]",
+    )
     obs_storage_dtype: str = _option(
         "auto",
         "Replay buffer observation dtype; 'auto' stores binary observations (MinAtar, "
@@ -344,7 +444,7 @@ class DQNConfig:
 
     # --- the runtime's view of an algorithm config (`purejaxdqn.program.AlgorithmConfig`)
     LOG_SCALE_HPARAMS: ClassVar[frozenset[str]] = frozenset(
-        {"learning_rate", "huber_delta", "max_grad_norm"}
+        {"learning_rate", "huber_delta", "max_grad_norm", "munchausen_tau"}
     )
 
     def hparam_names(self) -> tuple[str, ...]:
@@ -706,8 +806,30 @@ def validate(config: DQNConfig) -> None:
             "target updates at most once per iteration; use tau < 1 for soft updates every "
             "iteration)"
         )
+    _validate_family(config)
     if eval_every and num_log_points % eval_every:
         raise ValueError(
             f"eval_every={eval_every} is not allowed: must divide num_log_points="
             f"{num_log_points} (or be 0 to disable evaluation)"
+        )
+
+
+def _validate_family(config: DQNConfig) -> None:
+    """The rules between the DQN family's options (n-step, noisy nets, C51, Munchausen)."""
+    per_env = config.buffer_size // config.num_envs
+    if config.n_step >= per_env:
+        raise ValueError(
+            f"n_step={config.n_step} is not allowed: must be < buffer_size / num_envs = "
+            f"{per_env}, the transitions each env's ring holds"
+        )
+    if config.v_min >= config.v_max:
+        raise ValueError(f"v_min={config.v_min!r} is not allowed: must be < v_max={config.v_max!r}")
+    if config.noisy_eval and not config.noisy:
+        raise ValueError("noisy_eval=True is not allowed without noisy=True: there is no noise")
+    if config.munchausen and config.double_q:
+        raise ValueError(
+            "munchausen=True is not allowed with double_q=True: the Munchausen target "
+            "bootstraps with the soft value, an average over next actions under the target "
+            "network's softmax policy, so there is no argmax for double Q-learning to pick; "
+            "set double_q=False"
         )

@@ -38,11 +38,11 @@ import optax
 from purejaxdqn.checks import check_int
 from purejaxdqn.core import rng
 from purejaxdqn.core.config import DQNConfig, HParams
-from purejaxdqn.core.evaluate import make_evaluate
+from purejaxdqn.core.evaluate import NOISE_KEY_DATA, make_evaluate
 from purejaxdqn.core.exploration import epsilon_at, epsilon_greedy
 from purejaxdqn.core.losses import make_loss, polyak_update, target_update_due
-from purejaxdqn.core.networks import make_q_network
-from purejaxdqn.core.replay import ReplayBuffer, make_replay
+from purejaxdqn.core.networks import QNetwork, head_config, make_q_network
+from purejaxdqn.core.replay import ReplayBuffer, ReplayParams, make_replay
 from purejaxdqn.envs.spec import make_env, vector_reset, vector_step
 from purejaxdqn.program import NONFINITE_STEP, TrainProgram
 
@@ -146,6 +146,18 @@ def check_sizes(config: DQNConfig) -> None:
         )
 
 
+def q_network_for(config: DQNConfig, obs_shape: tuple[int, ...], num_actions: int) -> QNetwork:
+    """The Q-network of `config` for observations of `obs_shape` and `num_actions` actions."""
+    return make_q_network(
+        config.network,
+        obs_shape,
+        num_actions,
+        config.hidden_sizes,
+        config.dueling,
+        head_config(config),
+    )
+
+
 def make_optimizer(config: DQNConfig, hp: HParams) -> optax.GradientTransformation:
     """Adam at `hp.learning_rate` (decayed linearly to 0 over `config.num_updates` updates
     when `config.anneal_lr`), after global-norm clipping unless `max_grad_norm` is None.
@@ -176,9 +188,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
     """
     check_sizes(config)  # before tracing: a ValueError naming the field, not an OverflowError
     spec = make_env(config.env_id, env, env_params, config.obs_storage_dtype, config.env_seed)
-    network = make_q_network(
-        config.network, spec.obs_shape, spec.num_actions, config.hidden_sizes, config.dueling
-    )
+    network = q_network_for(config, spec.obs_shape, spec.num_actions)
     replay = make_replay(
         spec.obs_shape,
         spec.storage_dtype,
@@ -187,6 +197,9 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         spec.max_episode_steps,
         track_valid=spec.has_reset_steps,
         frame_stack=spec.frame_stack,  # > 1: env-stacked pixels, kept as a frame ring
+        n_step=config.n_step,
+        prioritized=config.prioritized_replay,
+        priority_eps=config.per_eps,
     )
     loss_fn = make_loss(config, network)
     steps_per_iteration = config.steps_per_iteration
@@ -199,7 +212,9 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
                 f"eval_max_steps=None is not allowed for env {spec.env_id!r}: its params have "
                 "no max_steps_in_episode; set eval_max_steps or eval_every=0"
             )
-        evaluate = make_evaluate(spec.evaluation(), network, config.eval_episodes, max_steps)
+        evaluate = make_evaluate(
+            spec.evaluation(), network, config.eval_episodes, max_steps, config.noisy_eval
+        )
 
     def epsilon_for(iteration: jax.Array, hp: HParams) -> jax.Array:
         scheduled = epsilon_at(
@@ -211,6 +226,14 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
             hp.exploration_fraction,
         )
         return jnp.where(iteration < prefill, 1.0, scheduled)
+
+    def replay_params(iteration: jax.Array, hp: HParams) -> ReplayParams:
+        """gamma, the priority exponent and the importance exponent, annealed linearly from
+        per_beta to 1 over the run's env steps.
+        """
+        progress = jnp.minimum(iteration * steps_per_iteration / config.total_timesteps, 1.0)
+        beta = hp.per_beta + (1.0 - hp.per_beta) * progress
+        return ReplayParams(gamma=hp.gamma, alpha=hp.per_alpha, beta=beta)
 
     def init(key: jax.Array, hp: HParams) -> RunnerState:
         net_key, env_key, loop_key, eval_key = jax.random.split(rng.maybe_to_fast(key), 4)
@@ -238,7 +261,8 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         def env_step(carry: tuple, step_key: jax.Array) -> tuple[tuple, None]:
             state, stats = carry
             act_key, env_key = jax.random.split(step_key)
-            q_values = network.q_values(state.params, state.obs)
+            noise_key = jax.random.fold_in(act_key, NOISE_KEY_DATA) if config.noisy else None
+            q_values = network.q_values(state.params, state.obs, noise_key)
             action = epsilon_greedy(act_key, q_values, epsilon)
             obs, env_state, reward, terminated, truncated, final_obs, valid = vector_step(
                 spec, env_key, state.env_state, action
@@ -274,15 +298,16 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         """
         optimizer = make_optimizer(config, hp)
         loss_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
+        params_of_replay = replay_params(iteration, hp)
 
         def update(carry: tuple, sample_key: jax.Array) -> tuple[tuple, tuple]:
             params, opt_state, buffer = carry
-            sample = replay.sample(buffer, sample_key, config.batch_size, hp.gamma)
+            sample = replay.sample(buffer, sample_key, config.batch_size, params_of_replay)
             loss_key = jax.random.fold_in(sample_key, LOSS_KEY_DATA)
             (loss, aux), grads = loss_and_grad(params, state.target_params, sample, hp, loss_key)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
-            buffer = replay.update(buffer, sample.indices, aux.td_error)
+            buffer = replay.update(buffer, sample.indices, aux.td_error, params_of_replay)
             return (params, opt_state, buffer), (loss, aux.q_mean)
 
         (params, opt_state, buffer), (losses, q_means) = _repeat(

@@ -220,8 +220,19 @@ def config_for(env_id: str) -> DQNConfig:
     return PRESETS[name].replace(env_id=env_id)
 
 
-def describe_start(env_id: str) -> str:
-    """Which starting point `config_for(env_id)` uses, in words (for the CLI to print)."""
+def describe_start(env_id: str, preset: str | None = None) -> str:
+    """Which starting point `start_for(env_id, preset)` uses, in words (for the CLI to print)."""
+    if preset == RAINBOW:
+        name = _rainbow_name(env_id)
+        if name is None:
+            return (
+                "Rainbow's generic settings (double, dueling, 3-step, prioritized replay, C51 "
+                f"on [-10, 10], noisy nets) on top of {describe_start(env_id)}"
+            )
+        shared = " (shared by every Atari game)" if name == ATARI_PRESET != env_id else ""
+        return f"preset rainbow for {name}{shared}"
+    if preset is not None:
+        return f"preset {preset}"
     name = _preset_name(env_id)
     if name is None:
         return f"no preset for {env_id}: DQNConfig defaults (the classic CartPole DQN settings)"
@@ -231,11 +242,17 @@ def describe_start(env_id: str) -> str:
 
 
 def get_preset(name: str) -> DQNConfig:
-    """The preset for `name` (an environment id); raises with close matches if unknown."""
+    """The preset for `name` (an environment id); raises with close matches if unknown.
+
+    `--preset rainbow` depends on the env: see `rainbow_for` and `start_for`.
+    """
     if name not in PRESETS:
-        close = difflib.get_close_matches(name, list(PRESETS), n=3, cutoff=0.4)
+        close = difflib.get_close_matches(name, [*PRESETS, RAINBOW], n=3, cutoff=0.4)
         hint = f" (did you mean {close}?)" if close else ""
-        raise ValueError(f"preset={name!r} is not known{hint}; presets: {sorted(PRESETS)}")
+        raise ValueError(
+            f"preset={name!r} is not known{hint}; presets: {sorted(PRESETS)}, or {RAINBOW!r} "
+            "(the Rainbow settings of --env)"
+        )
     return PRESETS[name]
 
 
@@ -334,3 +351,107 @@ def _divisors(n: int) -> list[int]:
     """The divisors of `n` >= 1, in increasing order."""
     small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
     return sorted({*small, *(n // d for d in small)})
+
+
+# --- Rainbow (Hessel et al., 2018): double + dueling + n-step + prioritized replay + C51 +
+# noisy nets ------------------------------------------------------------------------------
+
+RAINBOW = "rainbow"  # `--preset rainbow`: the Rainbow settings of the env given by --env
+
+# Rainbow's components with the paper's settings (Table 1): 3-step returns, proportional
+# prioritized replay with alpha 0.5 and beta 0.4 -> 1, 51 atoms on [-10, 10] (Atari's clipped
+# rewards), noisy nets with sigma0 0.5. Laid over an env's DQN settings where no
+# env-specific Rainbow preset exists (`rainbow_for`).
+RAINBOW_COMPONENTS: dict[str, Any] = {
+    "double_q": True,
+    "dueling": True,
+    "n_step": 3,
+    "prioritized_replay": True,
+    "per_alpha": 0.5,
+    "per_beta": 0.4,
+    "distributional": "c51",
+    "num_atoms": 51,
+    "v_min": -10.0,
+    "v_max": 10.0,
+    "noisy": True,
+    "noisy_sigma0": 0.5,
+}
+
+
+def _rainbow(base: DQNConfig, **changes: Any) -> DQNConfig:
+    """`base` with Rainbow's components and then `changes`."""
+    return base.replace(**{**RAINBOW_COMPONENTS, **changes})
+
+
+RAINBOW_PRESETS: dict[str, DQNConfig] = {
+    # The CartPole DQN preset with Rainbow's components; the support spans the returns of
+    # gamma 0.995 (at most 1 / (1 - gamma) = 200 per state, truncations bootstrapping).
+    "CartPole-v1": _rainbow(PRESETS["CartPole-v1"], v_min=0.0, v_max=200.0),
+    # The Acrobot DQN preset with Rainbow's components; rewards are -1 per step, so values
+    # lie in [-1 / (1 - gamma), 0] = [-100, 0].
+    "Acrobot-v1": _rainbow(PRESETS["Acrobot-v1"], v_min=-100.0, v_max=0.0),
+    # The LunarLander DQN preset with Rainbow's components; shaped rewards of up to +-100
+    # per landing or crash: a support of [-200, 200].
+    "LunarLander-v3": _rainbow(PRESETS["LunarLander-v3"], v_min=-200.0, v_max=200.0),
+    # Rainbow's Atari settings (Hessel et al., 2018, Table 1): Adam 6.25e-5 with epsilon
+    # 1.5e-4, 20k steps (80k frames) of random play, target copy every 8k steps (32k
+    # frames), epsilon 0 (noisy nets explore), one update per 4 env steps (8 envs, 2
+    # updates per vector step), on the Pong DQN preset's 200k-transition frame ring.
+    "PongNoFrameskip-v4": _rainbow(
+        PRESETS["PongNoFrameskip-v4"],
+        learning_rate=6.25e-5,
+        adam_eps=1.5e-4,
+        learning_starts=20_000,
+        target_update_interval=8_000,
+        exploration_initial_eps=0.0,
+        exploration_final_eps=0.0,
+    ),
+}
+# The MinAtar games: the Rainbow of "Revisiting Rainbow" (Obando-Ceron & Castro, 2021) for
+# MinAtar, on the MinAtar DQN preset: Adam 1e-4 with epsilon 3.125e-4, 3-step returns,
+# 51 atoms on [-10, 10], noisy nets, prioritized replay, epsilon 1 -> 0.01.
+RAINBOW_PRESETS.update(
+    {
+        f"{game}-MinAtar": _rainbow(
+            PRESETS[f"{game}-MinAtar"],
+            learning_rate=1e-4,
+            adam_eps=3.125e-4,
+            exploration_final_eps=0.01,
+        )
+        for game in MINATAR_GAMES
+    }
+)
+
+
+def _rainbow_name(env_id: str) -> str | None:
+    """The `RAINBOW_PRESETS` entry `rainbow_for(env_id)` starts from, or None."""
+    name = _preset_name(env_id)
+    return name if name in RAINBOW_PRESETS else None
+
+
+def rainbow_for(env_id: str) -> DQNConfig:
+    """The Rainbow config for `env_id`: its Rainbow preset (found as `config_for` finds DQN
+    presets: bridged ids of the same task, the Pong one for any Atari game), else Rainbow's
+    components (`RAINBOW_COMPONENTS`) on top of `config_for(env_id)`.
+    """
+    name = _rainbow_name(env_id)
+    if name is None:
+        return _rainbow(config_for(env_id))
+    preset = RAINBOW_PRESETS[name]
+    if name == env_id:
+        return preset
+    if name == ATARI_PRESET:  # Pong's solved score fits Pong only
+        return preset.replace(env_id=env_id, solved_threshold=None)
+    return preset.replace(env_id=env_id)
+
+
+def start_for(env_id: str, preset: str | None = None) -> DQNConfig:
+    """The config a command starts from: `rainbow_for(env_id)` for `preset='rainbow'`,
+    the preset named `preset` (an env id), else `config_for(env_id)`.
+
+    Raises:
+        ValueError: `preset` names no preset.
+    """
+    if preset == RAINBOW:
+        return rainbow_for(env_id)
+    return config_for(env_id) if preset is None else get_preset(preset)

@@ -27,16 +27,38 @@ Truncation happens at most once per episode of `max_episode_steps` steps, so a s
 of `ceil(capacity_per_env / max_episode_steps) + 1` entries outlives every slot that
 points into it; without a time limit it gets one entry per slot.
 
+**n-step returns** (`n_step = n > 1`) are read at sample time from the same rings: a
+sampled slot s sums the rewards of up to n consecutive transitions of its env,
+`reward = sum_{k<m} gamma**k r_{s+k}`, and bootstraps from the successor observation of
+step s + m - 1 with `discount = gamma**m (1 - terminated_{s+m-1})`. The window ends early,
+m < n, at the episode's end step (terminated or truncated; it never crosses into the next
+episode), before a reset step (`valid=False`), and at the newest written transition (the
+candidate slot holds only its successor observation): a window near the newest end of the
+buffer is a valid m-step target rather than one left out, so sampling stays exactly as
+uniform (or prioritized) as with n = 1. Nothing is stored per n.
+
+**Prioritized replay** (`prioritized`, proportional, Schaul et al. 2016) keeps a sum tree
+(`priorities`) of `p**alpha` over the flat items `slot * num_envs + env` and the running
+maximum of `p**alpha`. `add` enters each new transition at that maximum (0 for a reset
+step), and gives 0 to the candidate slot and to the slot that leaves the live window, so
+only live transitions are ever drawn. `sample` draws stratified by priority and returns
+Schaul's normalised importance weights; `update` writes `(|priority| + eps)**alpha` back.
+A sum tree rather than a cumulative sum per draw: a draw and an update cost O(B log N)
+gathers and scatters instead of a pass over all N priorities, which on CPU was faster at
+every capacity measured (10k to 1M items, `benchmarks/priority_draw.py`), and more so the
+larger the buffer.
+
 Pure functions over `ReplayBuffer`: `init` allocates, `add` writes one vector step,
-`sample` draws uniformly with replacement, `update` (priorities back) is the identity. The
-ring position depends only on how many steps were added, so under `jax.vmap` over seeds it
-stays unbatched and the main writes stay contiguous slices.
+`sample` draws with replacement (uniformly unless prioritized), `update` writes the
+priorities back (the identity for uniform replay). The ring position depends only on how
+many steps were added, so under `jax.vmap` over seeds it stays unbatched and the main
+writes stay contiguous slices.
 
 `make_replay` binds the static layout and returns them as a `Replay` (`init`, `add`,
-`sample`, `update`), the interface the training loop uses: a different replay (n-step
-returns, prioritized sampling) is another `make_*` returning a `Replay`. A sample carries
-what the learner needs and no more: the transitions with their bootstrap `discount`
-(gamma folded in), the sampled items' `indices` (for `update`) and importance `weights`.
+`sample`, `update`), the interface the training loop uses, with the traced values of each
+call (`ReplayParams`: gamma, alpha, beta) passed in. A sample carries what the learner
+needs and no more: the transitions with their bootstrap `discount` (gamma folded in), the
+sampled items' `indices` (for `update`) and importance `weights`.
 """
 
 from __future__ import annotations
@@ -50,6 +72,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from purejaxdqn.core import priorities as sum_tree
+
 
 class Transition(NamedTuple):
     """A batch of B sampled transitions, ready for the target `reward + discount * V(next_obs)`.
@@ -57,13 +81,16 @@ class Transition(NamedTuple):
     Attributes:
         obs: (B, *obs_shape) the observations acted on, in the storage dtype.
         action: (B,) int32 actions taken.
-        reward: (B,) float32 rewards received.
-        discount: (B,) float32 `gamma**k * (1 - terminated)`, the factor of the bootstrap
-            value, k the env steps the transition spans (1 here). Only termination zeroes
-            it: a truncated transition keeps `gamma` and bootstraps from its true final
+        reward: (B,) float32 rewards received: the discounted sum
+            `sum_{k<m} gamma**k r_k` of the m env steps the transition spans (m = 1 unless
+            n-step, see the module docstring).
+        discount: (B,) float32 `gamma**m * (1 - terminated)`, the factor of the bootstrap
+            value, terminated read at the span's last step. Only termination zeroes it: a
+            truncated transition keeps `gamma**m` and bootstraps from its true final
             observation.
-        next_obs: (B, *obs_shape) the true successor observation (after a truncation the
-            final observation, not the reset one), in the storage dtype.
+        next_obs: (B, *obs_shape) the true successor observation of the span's last step
+            (after a truncation the final observation, not the reset one), in the storage
+            dtype.
         valid: (B,) bool, False for the reset steps of envs that have them (the loss
             ignores those), or None when every transition is valid.
     """
@@ -92,6 +119,23 @@ class Sample(NamedTuple):
     weights: jax.Array
 
 
+class ReplayParams(NamedTuple):
+    """The traced values a replay needs on each `sample` and `update` call (per seed under
+    `jax.vmap`).
+
+    Attributes:
+        gamma: the discount factor, folded into each transition's `reward` and `discount`.
+        alpha: the priority exponent (prioritized replay only): items are drawn in
+            proportion to `priority**alpha`. Constant over a run: stored priorities keep
+            the alpha they were written with.
+        beta: the importance-weight exponent of this update (prioritized replay only).
+    """
+
+    gamma: jax.Array
+    alpha: jax.Array
+    beta: jax.Array
+
+
 class ReplayBuffer(NamedTuple):
     """Per-env rings (leading axes: slot, env) plus the side ring of final observations.
 
@@ -105,6 +149,11 @@ class ReplayBuffer(NamedTuple):
         position: () int32 slot the next transition goes to (the candidate slot).
         size: () int32 transitions stored per env, at most capacity_per_env.
         valid: (slots, num_envs) bool, or None when every transition is valid.
+        priority_tree: a `priorities` sum tree of `priority**alpha` over the items
+            `slot * num_envs + env` (0 for every item that may not be drawn), or None
+            unless prioritized.
+        max_priority: () float32 the largest `priority**alpha` written so far (1
+            initially), given to new transitions; None unless prioritized.
     """
 
     obs: jax.Array
@@ -118,6 +167,8 @@ class ReplayBuffer(NamedTuple):
     position: jax.Array
     size: jax.Array
     valid: jax.Array | None = None
+    priority_tree: jax.Array | None = None
+    max_priority: jax.Array | None = None
 
 
 def final_slots_for(capacity_per_env: int, max_episode_steps: int | None) -> int:
@@ -127,19 +178,29 @@ def final_slots_for(capacity_per_env: int, max_episode_steps: int | None) -> int
     return math.ceil(capacity_per_env / max_episode_steps) + 1
 
 
+def _check_n_step(n_step: int, per_env: int) -> None:
+    if not 1 <= n_step <= per_env:
+        raise ValueError(
+            f"n_step={n_step} is not allowed: must be between 1 and the transitions the "
+            f"buffer holds per env ({per_env} = buffer_size / num_envs)"
+        )
+
+
 def check_layout(
     obs_shape: tuple[int, ...],
     num_envs: int,
     capacity: int,
     track_valid: bool,
     frame_stack: int,
+    n_step: int = 1,
 ) -> None:
-    """Raise a ValueError unless `init` can lay these out (arguments as in `init`).
+    """Raise a ValueError unless `init` can lay these out (arguments as in `init`, and
+    `n_step` as in `make_replay`).
 
     Raises:
-        ValueError: `capacity` is not a multiple of `num_envs`, or `frame_stack > 1`
+        ValueError: `capacity` is not a multiple of `num_envs`, `frame_stack > 1`
             without `track_valid` or with observations whose last axis is not
-            `frame_stack` frames.
+            `frame_stack` frames, or `n_step` is not in [1, capacity / num_envs].
     """
     if capacity % num_envs:
         raise ValueError(
@@ -150,6 +211,7 @@ def check_layout(
             f"frame_stack={frame_stack} needs an env with reset steps and observations whose "
             f"last axis stacks {frame_stack} frames (got shape {obs_shape})"
         )
+    _check_n_step(n_step, capacity // num_envs)
 
 
 def init(
@@ -160,6 +222,7 @@ def init(
     max_episode_steps: int | None,
     track_valid: bool = False,
     frame_stack: int = 0,
+    prioritized: bool = False,
 ) -> ReplayBuffer:
     """Allocate a buffer of `capacity` transitions (a multiple of `num_envs`).
 
@@ -173,6 +236,7 @@ def init(
             no side ring.
         frame_stack: k > 1 stores each observation's newest frame only (a frame ring;
             needs `track_valid`); 0 or 1 stores whole observations.
+        prioritized: keep a priority per item (a sum tree) for prioritized sampling.
 
     Raises:
         ValueError: see `check_layout`.
@@ -199,6 +263,8 @@ def init(
         position=jnp.zeros((), jnp.int32),
         size=jnp.zeros((), jnp.int32),
         valid=zeros(slots, bool) if track_valid else None,
+        priority_tree=sum_tree.init(slots * num_envs) if prioritized else None,
+        max_priority=jnp.ones((), jnp.float32) if prioritized else None,
     )
 
 
@@ -213,7 +279,9 @@ def capacity_of(buffer: ReplayBuffer, frame_stack: int = 0) -> int:
 
 
 def nbytes(buffer: ReplayBuffer) -> int:
-    """Bytes of every array in the buffer (works on `jax.eval_shape` results too)."""
+    """Bytes of every array in the buffer, the priority tree included (works on
+    `jax.eval_shape` results too).
+    """
     leaves = jax.tree.leaves(buffer)
     return sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in leaves)
 
@@ -233,7 +301,9 @@ def add(
 
     `obs` is the observation acted on and `final_obs` the observation the action led to
     (before any auto-reset). `valid` is required when the buffer tracks it; `frame_stack`
-    must be the one the buffer was made with.
+    must be the one the buffer was made with. A prioritized buffer gives the new
+    transitions the largest priority so far (0 to reset steps) and 0 to the candidate
+    slot and to the slot that leaves the live window.
     """
     if (valid is None) != (buffer.valid is None):
         raise ValueError("valid must be given exactly when the buffer tracks it")
@@ -259,6 +329,8 @@ def add(
             "final_position": (buffer.final_position + truncated.astype(jnp.int32))
             % buffer.final_obs.shape[0],
         }
+    if buffer.priority_tree is not None:
+        side["priority_tree"] = _enter_priorities(buffer, valid, frame_stack)
     return buffer._replace(
         obs=put(put(buffer.obs, newest(obs), position), newest(final_obs), successor),
         action=put(buffer.action, action, position),
@@ -270,6 +342,26 @@ def add(
         valid=None if valid is None else put(buffer.valid, valid, position),
         **side,
     )
+
+
+def _enter_priorities(buffer: ReplayBuffer, valid: jax.Array | None, frame_stack: int) -> jax.Array:
+    """The priority tree after `add` writes a transition at `buffer.position`: the new
+    items at the maximum priority (0 if a reset step); the new candidate slot and the slot
+    the oldest transition leaves (a history slot of the frame ring, else the candidate
+    itself) at 0.
+    """
+    slots, num_envs = buffer.action.shape
+    position = buffer.position
+    rows = [position, (position + 1) % slots]
+    if _history(frame_stack):  # live slots: position - per_env + 1 ... position
+        rows.append((position + 1 + _history(frame_stack)) % slots)
+    envs = jnp.arange(num_envs, dtype=jnp.int32)
+    items = jnp.concatenate([row * num_envs + envs for row in rows])
+    entering = jnp.broadcast_to(buffer.max_priority, (num_envs,))
+    if valid is not None:
+        entering = jnp.where(valid, entering, 0.0)
+    leaving = jnp.zeros(((len(rows) - 1) * num_envs,), jnp.float32)
+    return sum_tree.write(buffer.priority_tree, items, jnp.concatenate([entering, leaving]))
 
 
 def _stacks(buffer: ReplayBuffer, slot: jax.Array, env: jax.Array, k: int) -> jax.Array:
@@ -288,90 +380,186 @@ def _stacks(buffer: ReplayBuffer, slot: jax.Array, env: jax.Array, k: int) -> ja
     return jnp.stack(frames[::-1], axis=-1)
 
 
+def _window(
+    buffer: ReplayBuffer,
+    slot: jax.Array,
+    env: jax.Array,
+    written: jax.Array,
+    gamma: jax.Array | float,
+    n_step: int,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The n-step span of each sampled (slot, env): its last slot, the discounted reward
+    sum over it and `gamma**m` (m its length).
+
+    `written` counts the transitions from `slot` to the newest one (at least 1). The span
+    grows by one step while the step before did not end its episode, the step is written
+    and, with `valid` flags, neither it nor the first step is a reset step.
+    """
+    slots = buffer.action.shape[0]
+    last, reward = slot, buffer.reward[slot, env]
+    scale = jnp.asarray(gamma, jnp.float32)  # gamma**k for the k-th step after the first
+    bootstrap = jnp.broadcast_to(scale, slot.shape)
+    extends = jnp.ones(slot.shape, bool) if buffer.valid is None else buffer.valid[slot, env]
+    for k in range(1, n_step):
+        step = (slot + k) % slots
+        ended = buffer.terminated[last, env] | buffer.truncated[last, env]
+        extends = extends & ~ended & (k < written)
+        if buffer.valid is not None:
+            extends = extends & buffer.valid[step, env]
+        reward = reward + jnp.where(extends, scale * buffer.reward[step, env], 0.0)
+        last = jnp.where(extends, step, last)
+        scale = scale * gamma
+        bootstrap = jnp.where(extends, scale, bootstrap)
+    return last, reward, bootstrap
+
+
+def _importance_weights(tree: jax.Array, items: jax.Array, beta: jax.Array | float) -> jax.Array:
+    """Schaul et al.'s `w_i = (N P(i))**-beta / max_j w_j` over the batch, computed as the
+    equal `(p_i / p_min)**-beta / max_j (p_j / p_min)**-beta` (p the items' priorities,
+    p_min the batch's smallest): N and the total priority cancel, so neither rounds into
+    the weights, and an empty tree gives weights 1 rather than NaN.
+    """
+    tiny = jnp.finfo(jnp.float32).tiny
+    mass = jnp.maximum(sum_tree.read(tree, items), tiny)
+    weights = (mass / jnp.min(mass)) ** -beta
+    return weights / jnp.max(weights)
+
+
 def sample(
     buffer: ReplayBuffer,
     key: jax.Array,
     batch_size: int,
     gamma: jax.Array | float,
     frame_stack: int = 0,
+    n_step: int = 1,
+    beta: jax.Array | float = 1.0,
 ) -> Sample:
-    """Draw `batch_size` stored transitions uniformly, with replacement.
+    """Draw `batch_size` stored transitions with replacement: uniformly, or in proportion
+    to `priority**alpha` when the buffer is prioritized.
+
+    A prioritized draw is stratified: draw i falls in the i-th of `batch_size` equal
+    segments of the total priority (Schaul et al.'s scheme), so the batch follows the
+    priorities more evenly than independent draws; items of priority 0 are never drawn.
 
     Args:
         buffer: the buffer (at least one transition added per env).
         key: PRNG key of the draw.
         batch_size: B, transitions drawn.
-        gamma: the discount factor (traced), folded into each transition's `discount`.
+        gamma: the discount factor (traced), folded into each transition's `reward` and
+            `discount`.
         frame_stack: the one the buffer was made with.
+        n_step: n, the env steps each transition spans at most (see the module docstring).
+        beta: the importance-weight exponent (prioritized buffers only).
 
     Returns:
-        A `Sample`: the transitions, their flat indices and weights of exactly 1.
+        A `Sample`: the transitions, their flat indices and weights (exactly 1 unless
+        prioritized).
     """
     slots, num_envs = buffer.action.shape
+    _check_n_step(n_step, slots - 1 - _history(frame_stack))
     size = jnp.maximum(buffer.size, 1)
-    flat = jax.random.randint(key, (batch_size,), 0, size * num_envs)
-    env, age = flat % num_envs, flat // num_envs
-    slot = (buffer.position - size + age) % slots
-    both_slots, both_envs = jnp.concatenate([slot, (slot + 1) % slots]), jnp.tile(env, 2)
+    if buffer.priority_tree is None:
+        flat = jax.random.randint(key, (batch_size,), 0, size * num_envs)
+        env, age = flat % num_envs, flat // num_envs
+        slot = (buffer.position - size + age) % slots
+        weights = jnp.ones((batch_size,), jnp.float32)
+    else:
+        items = jnp.minimum(
+            sum_tree.draw(buffer.priority_tree, key, batch_size), slots * num_envs - 1
+        )
+        slot, env = items // num_envs, items % num_envs
+        age = (slot - buffer.position + size) % slots
+        weights = _importance_weights(buffer.priority_tree, items, beta)
+    last, reward, bootstrap = slot, buffer.reward[slot, env], gamma
+    if n_step > 1:
+        last, reward, bootstrap = _window(buffer, slot, env, size - age, gamma, n_step)
+    both_slots, both_envs = jnp.concatenate([slot, (last + 1) % slots]), jnp.tile(env, 2)
     if frame_stack > 1:
         pair = _stacks(buffer, both_slots, both_envs, frame_stack)
     else:
         pair = buffer.obs[both_slots, both_envs]
     next_obs = pair[batch_size:]
     if buffer.final_obs is not None:  # truncations bootstrap from the side ring
-        truncated = buffer.truncated[slot, env]
-        final = buffer.final_obs[buffer.final_index[slot, env], env]
+        truncated = buffer.truncated[last, env]
+        final = buffer.final_obs[buffer.final_index[last, env], env]
         mask = truncated.reshape(truncated.shape + (1,) * (final.ndim - 1))
         next_obs = jnp.where(mask, final, next_obs)
-    not_done = 1.0 - buffer.terminated[slot, env].astype(jnp.float32)
+    not_done = 1.0 - buffer.terminated[last, env].astype(jnp.float32)
     batch = Transition(
         obs=pair[:batch_size],
         action=buffer.action[slot, env],
-        reward=buffer.reward[slot, env],
-        # gamma * not_done first: the target `reward + discount * next_value` then rounds
-        # exactly as `reward + gamma * not_done * next_value` did
-        discount=gamma * not_done,
+        reward=reward,
+        # gamma**m * not_done first: the target `reward + discount * next_value` then
+        # rounds exactly as `reward + gamma * not_done * next_value` did (m = 1)
+        discount=bootstrap * not_done,
         next_obs=next_obs,
         valid=None if buffer.valid is None else buffer.valid[slot, env],
     )
     indices = (slot * num_envs + env).astype(jnp.int32)
-    return Sample(batch, indices, jnp.ones((batch_size,), jnp.float32))
+    return Sample(batch, indices, weights)
 
 
-def update(buffer: ReplayBuffer, indices: jax.Array, priorities: jax.Array) -> ReplayBuffer:
-    """Write sampled items' priorities back: uniform replay keeps none, so `buffer` itself.
+def update(
+    buffer: ReplayBuffer,
+    indices: jax.Array,
+    priorities: jax.Array,
+    alpha: jax.Array | float = 1.0,
+    eps: float = 1e-6,
+) -> ReplayBuffer:
+    """Write sampled items' priorities back (uniform replay keeps none: `buffer` itself).
+
+    Each item gets `(|priority| + eps)**alpha`. An item given more than once takes the
+    priority of its last occurrence in `indices` (deterministic for any batch); an item
+    whose priority is 0 (not live: written over since it was sampled, or a reset step)
+    stays 0. The running maximum grows to the largest value written, and the tree's sums
+    on the changed paths are recomputed from their children.
 
     Args:
         buffer: the buffer sampled from.
         indices: (B,) int32 `Sample.indices` of the items.
-        priorities: (B,) float32 their new priorities (e.g. the |TD errors|).
+        priorities: (B,) their new priorities (e.g. the |TD errors|).
+        alpha: the priority exponent (traced; the same for a whole run).
+        eps: added to every |priority| so no live item becomes impossible to draw.
     """
-    del indices, priorities
-    return buffer
+    if buffer.priority_tree is None:
+        return buffer
+    tree = buffer.priority_tree
+    order = jnp.arange(indices.shape[0])
+    same = indices[:, None] == indices[None, :]
+    last = jnp.max(jnp.where(same, order[None, :], -1), axis=1)  # last occurrence of each
+    values = (jnp.abs(priorities.astype(jnp.float32))[last] + eps) ** alpha
+    values = jnp.where(sum_tree.read(tree, indices) > 0, values, 0.0)
+    return buffer._replace(
+        priority_tree=sum_tree.write(tree, indices, values),
+        max_priority=jnp.maximum(buffer.max_priority, jnp.max(values)),
+    )
 
 
 class Replay(NamedTuple):
     """A replay buffer as pure functions over its state, which the caller carries.
 
-    Built by `make_replay` (the uniform ring buffer of this module, state `ReplayBuffer`);
-    another replay is another factory returning these four functions.
+    Built by `make_replay` (the ring buffer of this module, state `ReplayBuffer`, uniform
+    or prioritized, 1-step or n-step); another replay is another factory returning these
+    four functions.
 
     Attributes:
         init: `init() -> state`, the empty buffer.
         add: `add(state, obs, action, reward, terminated, truncated, final_obs, valid=None)
             -> state`: one vector step, every argument with leading axis num_envs (see the
             module function `add`).
-        sample: `sample(state, key, batch_size, gamma) -> Sample`: `batch_size` transitions,
-            `gamma` (traced) folded into their `discount`.
-        update: `update(state, indices, priorities) -> state`: the (B,) float32
-            `priorities` of the sampled items `indices` (`Sample.indices`) written back,
-            called after every optimizer step; the identity for uniform replay.
+        sample: `sample(state, key, batch_size, params) -> Sample`: `batch_size`
+            transitions, `params.gamma` folded into their `reward` and `discount`,
+            `params.beta` the importance-weight exponent.
+        update: `update(state, indices, priorities, params) -> state`: the (B,) float32
+            `priorities` of the sampled items `indices` (`Sample.indices`) written back
+            with exponent `params.alpha`, called after every optimizer step; the identity
+            for uniform replay.
     """
 
     init: Callable[[], ReplayBuffer]
     add: Callable[..., ReplayBuffer]
-    sample: Callable[[ReplayBuffer, jax.Array, int, jax.Array], Sample]
-    update: Callable[[ReplayBuffer, jax.Array, jax.Array], ReplayBuffer]
+    sample: Callable[[ReplayBuffer, jax.Array, int, ReplayParams], Sample]
+    update: Callable[[ReplayBuffer, jax.Array, jax.Array, ReplayParams], ReplayBuffer]
 
 
 def make_replay(
@@ -382,18 +570,40 @@ def make_replay(
     max_episode_steps: int | None,
     track_valid: bool = False,
     frame_stack: int = 0,
+    n_step: int = 1,
+    prioritized: bool = False,
+    priority_eps: float = 1e-6,
 ) -> Replay:
-    """The uniform replay buffer of this module as a `Replay` (arguments as in `init`).
+    """The replay buffer of this module as a `Replay`.
+
+    The layout arguments are those of `init`; `n_step` is n, the env steps a sampled
+    transition spans at most (1: one-step); `prioritized` draws in proportion to
+    `priority**alpha` (Schaul et al.'s proportional variant) instead of uniformly, and
+    `priority_eps` is added to every |priority| written back.
 
     Raises:
-        ValueError: the layout is not possible (see `check_layout`), raised here, when the
-            program is built, rather than when `init` is traced.
+        ValueError: the layout is not possible (see `check_layout`) or `priority_eps` is
+            not positive, raised here, when the program is built, rather than when `init`
+            is traced.
     """
-    check_layout(obs_shape, num_envs, capacity, track_valid, frame_stack)
+    check_layout(obs_shape, num_envs, capacity, track_valid, frame_stack, n_step)
+    if prioritized and not priority_eps > 0:
+        raise ValueError(f"priority_eps={priority_eps} is not allowed: must be > 0")
     layout = (obs_shape, obs_dtype, num_envs, capacity, max_episode_steps, track_valid)
+
+    def sample_(
+        state: ReplayBuffer, key: jax.Array, batch_size: int, params: ReplayParams
+    ) -> Sample:
+        return sample(state, key, batch_size, params.gamma, frame_stack, n_step, params.beta)
+
+    def update_(
+        state: ReplayBuffer, indices: jax.Array, priorities: jax.Array, params: ReplayParams
+    ) -> ReplayBuffer:
+        return update(state, indices, priorities, params.alpha, priority_eps)
+
     return Replay(
-        init=functools.partial(init, *layout, frame_stack),
+        init=functools.partial(init, *layout, frame_stack, prioritized),
         add=functools.partial(add, frame_stack=frame_stack),
-        sample=functools.partial(sample, frame_stack=frame_stack),
-        update=update,
+        sample=sample_,
+        update=update_,
     )

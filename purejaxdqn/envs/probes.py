@@ -2,7 +2,8 @@
 
 Each is a tiny gymnax 1.x environment; a correct agent learns the value in its docstring
 within a few thousand steps. They isolate one mechanism each: value regression,
-bootstrapping across a time-limit truncation, and credit for the chosen action.
+bootstrapping across a time-limit truncation, credit for the chosen action, and returns
+summed over several steps up to a termination (n-step returns).
 """
 
 from __future__ import annotations
@@ -100,3 +101,21 @@ class ActionMatchProbe(_Probe):
         reward = jnp.where(action == correct, 1.0, 0.0).astype(jnp.float32)
         state = state.replace(time=state.time + 1)
         return self._observe(state), state, reward, jnp.bool_(True), {}
+
+
+class CountdownProbe(_Probe):
+    """One action, reward 1 every step, termination after `LENGTH` steps; the observation
+    is the fraction of the episode left, (LENGTH - t) / LENGTH. The state t steps in has
+    Q = (1 - gamma**(LENGTH - t)) / (1 - gamma): an n-step target must sum the rewards with
+    gamma**k and stop the bootstrap at the termination inside its window.
+    """
+
+    LENGTH = 4
+
+    def _observe(self, state: ProbeState) -> jax.Array:
+        return jnp.array([(self.LENGTH - state.time) / self.LENGTH], jnp.float32)
+
+    def step_env(self, key, state, action, params):  # noqa: D102 (gymnax interface)
+        state = state.replace(time=state.time + 1)
+        done = jnp.bool_(state.time >= self.LENGTH)
+        return self._observe(state), state, jnp.float32(1.0), done, {}

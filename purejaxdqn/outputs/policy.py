@@ -28,7 +28,7 @@ from purejaxdqn.checks import check_int
 from purejaxdqn.core import rng
 from purejaxdqn.core.config import DQNConfig
 from purejaxdqn.core.evaluate import make_evaluate
-from purejaxdqn.core.networks import make_network
+from purejaxdqn.core.loop import q_network_for
 from purejaxdqn.envs.spec import EnvSpec, make_env
 from purejaxdqn.outputs.rundir import RUN_CONFIG_FILE as CONFIG_FILE
 from purejaxdqn.outputs.rundir import read_record, write_atomic
@@ -82,7 +82,7 @@ class Policy:
         """The run's Q-network module."""
         c = self.config
         spec = self.spec
-        return make_network(c.network, spec.obs_shape, spec.num_actions, c.hidden_sizes, c.dueling)
+        return q_network_for(c, spec.obs_shape, spec.num_actions).module
 
     def seed_params(self, k: int) -> Any:
         """The parameters of trained seed `k` (0 to num_seeds - 1)."""

@@ -18,6 +18,7 @@ import pytest
 from conftest import synthetic_experiment
 
 from purejaxdqn import DQNConfig, cli, get_preset
+from purejaxdqn.core.presets import RAINBOW_COMPONENTS, RAINBOW_PRESETS, rainbow_for
 from purejaxdqn.outputs.rundir import read_record
 from purejaxdqn.run.experiment import (
     format_summary,
@@ -217,6 +218,37 @@ def test_env_and_preset_choose_the_starting_config():
     assert acrobot == get_preset("Acrobot-v1")
     mixed = _config(["train", "--preset", "CartPole-v1", "--env", "Catch-bsuite"])
     assert mixed.env_id == "Catch-bsuite" and mixed.solved_threshold == 475.0
+
+
+def test_preset_rainbow_takes_the_envs_rainbow_settings_and_options_override():
+    breakout = _config(["train", "--env", "Breakout-MinAtar", "--preset", "rainbow"])
+    assert breakout == rainbow_for("Breakout-MinAtar") == RAINBOW_PRESETS["Breakout-MinAtar"]
+    assert breakout.n_step == 3 and breakout.noisy and breakout.distributional == "c51"
+    cartpole = _config(["train", "--preset", "rainbow"])  # the default env
+    assert cartpole == RAINBOW_PRESETS["CartPole-v1"]
+    # no Rainbow preset: Rainbow's generic components over the env's DQN settings
+    catch = _config(["train", "--env", "Catch-bsuite", "--preset", "rainbow"])
+    assert catch == DQNConfig(env_id="Catch-bsuite").replace(**RAINBOW_COMPONENTS)
+    changed = _config(
+        ["train", "--preset", "rainbow", "--n-step", "5", "--per-alpha", "0.7", "--noisy", "false"]
+    )
+    assert (changed.n_step, changed.per_alpha, changed.noisy) == (5, 0.7, False)
+    assert changed.prioritized_replay and changed.distributional == "c51"
+
+
+def test_the_family_options_reject_combinations_before_compiling(capsys):
+    for argv, words in [
+        (["--munchausen", "--double-q"], "munchausen=True is not allowed with double_q=True"),
+        (["--v-min", "5", "--v-max", "5"], "v_min=5.0 is not allowed: must be < v_max=5.0"),
+        (["--noisy-eval"], "noisy_eval=True is not allowed without noisy=True"),
+        (["--n-step", "0"], "n_step=0 is not allowed"),
+        (["--distributional", "iqn"], "distributional='iqn' is not allowed"),
+        (["--per-alpha", "1.5"], "per_alpha=1.5 is not allowed"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["train", "--env", "CartPole-v1", *argv])
+        assert exit_info.value.code == 2, argv
+        assert words in capsys.readouterr().err, argv
 
 
 def test_every_config_field_except_env_id_is_an_option(capsys):

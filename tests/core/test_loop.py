@@ -257,7 +257,7 @@ def test_learn_writes_priorities_back_after_every_update(monkeypatch, tiny_confi
     def marking_replay(*args, **kwargs) -> Replay:
         uniform = make_replay(*args, **kwargs)
 
-        def update(buffer, indices, priorities):
+        def update(buffer, indices, priorities, params):
             assert indices.shape == priorities.shape == (config.batch_size,)
             rewards = buffer.reward.reshape(-1).at[indices].set(1000.0 + priorities)
             return buffer._replace(reward=rewards.reshape(buffer.reward.shape))

@@ -166,9 +166,19 @@ def test_loss_weights_scale_each_sample_and_valid_masks():
 
 
 def test_loss_table_refuses_unknown_entries():
-    assert sorted(LOSS_FUNCTIONS) == ["double_dqn", "dqn"]
-    with pytest.raises(ValueError, match="loss function 'munchausen' is not known: must be one"):
-        make_loss(TINY, NETWORK, name="munchausen")
+    assert sorted(LOSS_FUNCTIONS) == [
+        "c51",
+        "double_c51",
+        "double_dqn",
+        "double_qr_dqn",
+        "dqn",
+        "munchausen_c51",
+        "munchausen_dqn",
+        "munchausen_qr_dqn",
+        "qr_dqn",
+    ]
+    with pytest.raises(ValueError, match="loss function 'retrace' is not known: must be one"):
+        make_loss(TINY, NETWORK, name="retrace")
     make_loss(TINY, NETWORK, name="double_dqn")  # a known entry, asked for by name
     with pytest.raises(ValueError, match="loss='l1' is not allowed"):
         make_loss(_with_loss(TINY, "l1"), NETWORK)

@@ -9,6 +9,7 @@ from jax import monitoring
 
 from purejaxdqn import DQNConfig, make_train
 from purejaxdqn.core.networks import (
+    HeadConfig,
     HeadOutputs,
     MinAtarQNetwork,
     MLPQNetwork,
@@ -210,3 +211,52 @@ def test_a_head_with_outputs_exposes_its_distribution_and_acts_on_q_values():
     assert outputs.distribution.shape == (4, 2, 3)
     np.testing.assert_array_equal(outputs.q_values, outputs.distribution.mean(axis=-1))
     np.testing.assert_array_equal(network.q_values(params, obs), outputs.q_values)
+
+
+class LegacyMLP(nn.Module):
+    """The MLP Q-network and its plain / dueling head as they were before distributional
+    and noisy heads (the reference of the default head's parameters and outputs).
+    """
+
+    num_actions: int
+    hidden_sizes: tuple = (16,)
+    dueling: bool = False
+
+    @nn.compact
+    def __call__(self, obs):
+        x = obs.astype(jnp.float32).reshape(*obs.shape[:-1], -1)
+        for width in self.hidden_sizes:
+            x = nn.relu(nn.Dense(width)(x))
+        return LegacyQHead(self.num_actions, self.dueling, name="QHead_0")(x)
+
+
+class LegacyQHead(nn.Module):
+    num_actions: int
+    dueling: bool = False
+
+    @nn.compact
+    def __call__(self, features):
+        if not self.dueling:
+            return nn.Dense(self.num_actions, name="q")(features)
+        value = nn.Dense(1, name="value")(features)
+        advantage = nn.Dense(self.num_actions, name="advantage")(features)
+        return value + advantage - advantage.mean(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_the_default_head_is_bit_for_bit_the_plain_head(dueling):
+    network = make_q_network("mlp", (5,), 3, (16, 8), dueling)
+    assert network.module.head == HeadConfig() and network.support is None
+    legacy = LegacyMLP(3, (16, 8), dueling)
+    obs = jax.random.normal(jax.random.key(1), (7, 5))
+    params = jax.jit(network.init)(jax.random.key(0), obs)
+    same = jax.jit(legacy.init)(jax.random.key(0), obs)
+    assert jax.tree.structure(params) == jax.tree.structure(same)
+    jax.tree.map(np.testing.assert_array_equal, params, same)
+    q = jax.jit(network.q_values)(params, obs)
+    np.testing.assert_array_equal(q, jax.jit(legacy.apply)(params, obs))
+    np.testing.assert_array_equal(q, jax.jit(network.module.apply)(params, obs))
+    eager = network.q_values(params, obs)
+    np.testing.assert_array_equal(eager, legacy.apply(params, obs))
+    # a noise key changes nothing for a head without noise
+    np.testing.assert_array_equal(network.q_values(params, obs, jax.random.key(3)), eager)

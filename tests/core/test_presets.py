@@ -7,7 +7,17 @@ import pytest
 
 from purejaxdqn import DQNConfig, get_preset
 from purejaxdqn.core.config import validate
-from purejaxdqn.core.presets import PRESETS, adapt, config_for, describe_start
+from purejaxdqn.core.presets import (
+    MINATAR_GAMES,
+    PRESETS,
+    RAINBOW_COMPONENTS,
+    RAINBOW_PRESETS,
+    adapt,
+    config_for,
+    describe_start,
+    rainbow_for,
+    start_for,
+)
 
 CARTPOLE = get_preset("CartPole-v1")
 LOOP = ("total_timesteps", "num_envs", "train_freq", "num_log_points")
@@ -148,3 +158,43 @@ def test_starting_points_of_other_ids():
         pong = PRESETS["PongNoFrameskip-v4"]
         assert config_for(env_id) == pong.replace(env_id=env_id, solved_threshold=None)
         assert describe_start(env_id).startswith("preset PongNoFrameskip-v4 (")
+
+
+# --- Rainbow ------------------------------------------------------------------------------
+
+
+def test_rainbow_presets_are_rainbow_and_cover_the_envs_the_issue_names():
+    for env_id in [
+        "CartPole-v1",
+        "Acrobot-v1",
+        "LunarLander-v3",
+        "PongNoFrameskip-v4",
+        *(f"{game}-MinAtar" for game in MINATAR_GAMES),
+    ]:
+        config = RAINBOW_PRESETS[env_id]
+        assert config.env_id == env_id
+        for name, value in RAINBOW_COMPONENTS.items():
+            if name not in ("v_min", "v_max"):  # the support fits each env's returns
+                assert getattr(config, name) == value, (env_id, name)
+        # everything else starts from the env's DQN preset
+        assert config.buffer_size == PRESETS[env_id].buffer_size
+        assert config.total_timesteps == PRESETS[env_id].total_timesteps
+
+
+def test_rainbow_for_finds_presets_like_config_for_and_falls_back_to_the_components():
+    assert rainbow_for("Breakout-MinAtar") is RAINBOW_PRESETS["Breakout-MinAtar"]
+    assert describe_start("Breakout-MinAtar", "rainbow") == "preset rainbow for Breakout-MinAtar"
+    assert rainbow_for("gymnasium:CartPole-v1") == RAINBOW_PRESETS["CartPole-v1"].replace(
+        env_id="gymnasium:CartPole-v1"
+    )
+    breakout = rainbow_for("BreakoutNoFrameskip-v4")  # Atari: Pong's Rainbow, no solved score
+    pong = RAINBOW_PRESETS["PongNoFrameskip-v4"]
+    assert breakout == pong.replace(env_id="BreakoutNoFrameskip-v4", solved_threshold=None)
+    assert "shared by every Atari game" in describe_start("BreakoutNoFrameskip-v4", "rainbow")
+    catch = rainbow_for("Catch-bsuite")
+    assert catch == config_for("Catch-bsuite").replace(**RAINBOW_COMPONENTS)
+    words = describe_start("Catch-bsuite", "rainbow")
+    assert words.startswith("Rainbow's generic settings") and "no preset for Catch-bsuite" in words
+    assert start_for("Acrobot-v1", "rainbow") is RAINBOW_PRESETS["Acrobot-v1"]
+    assert start_for("Acrobot-v1") is PRESETS["Acrobot-v1"]
+    assert start_for("Catch-bsuite", "CartPole-v1") is PRESETS["CartPole-v1"]

@@ -228,7 +228,8 @@ def test_make_replay_binds_the_layout_and_checks_it_when_built():
     flags = jnp.zeros(NUM_ENVS, bool)
     actions = jnp.array([3, 4], jnp.int32)
     state = made.add(state, obs, actions, jnp.ones(NUM_ENVS), flags, flags, obs + 1)
-    sample = made.sample(state, jax.random.key(0), 32, 0.9)
+    params = replay.ReplayParams(gamma=0.9, alpha=0.6, beta=0.4)
+    sample = made.sample(state, jax.random.key(0), 32, params)
     expected = replay.sample(
         replay.add(
             replay.init((2,), jnp.float32, NUM_ENVS, 8, 2),
@@ -244,7 +245,7 @@ def test_make_replay_binds_the_layout_and_checks_it_when_built():
         0.9,
     )
     jax.tree.map(np.testing.assert_array_equal, sample, expected)
-    assert made.update(state, sample.indices, sample.weights) is state
+    assert made.update(state, sample.indices, sample.weights, params) is state
     with pytest.raises(ValueError, match="buffer_size=7 .*multiple of num_envs=2"):
         replay.make_replay((2,), jnp.float32, NUM_ENVS, 7, None)
     with pytest.raises(ValueError, match="frame_stack=4 needs an env with reset steps"):

@@ -1,0 +1,299 @@
+"""Proportional prioritized replay: priorities in, draws and importance weights out."""
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.stats
+import numpy as np
+import pytest
+
+from purejaxdqn.core import priorities as sum_tree
+from purejaxdqn.core import replay
+
+NUM_ENVS = 2
+EPS = 1e-6
+
+
+def params(alpha=0.6, beta=0.4, gamma=0.9):
+    return replay.ReplayParams(
+        gamma=jnp.float32(gamma), alpha=jnp.float32(alpha), beta=jnp.float32(beta)
+    )
+
+
+def build(steps, capacity=16, track_valid=False, frame_stack=0, n_step=1, prioritized=True):
+    """A buffer after `steps` vector steps of random data; with `track_valid`, a reset
+    step (valid=False) follows every end. Actions name the step: 10 * t + env."""
+    rng = np.random.default_rng(0)
+    shape = (3, frame_stack) if frame_stack > 1 else (3,)
+    made = replay.make_replay(
+        shape, jnp.float32, NUM_ENVS, capacity, 4, track_valid, frame_stack, n_step,
+        prioritized, EPS,
+    )  # fmt: skip
+    state, add = made.init(), jax.jit(made.add)
+    reset_next = np.zeros(NUM_ENVS, bool)
+    for t in range(steps):
+        ended = rng.random(NUM_ENVS) < 0.3
+        terminated = ended & (rng.random(NUM_ENVS) < 0.5) & ~reset_next
+        truncated = ended & ~terminated & ~reset_next
+        valid = ~reset_next if track_valid else None
+        state = add(
+            state,
+            rng.normal(size=(NUM_ENVS, *shape)).astype(np.float32),
+            (10 * t + np.arange(NUM_ENVS)).astype(np.int32),
+            rng.normal(size=NUM_ENVS).astype(np.float32),
+            terminated,
+            truncated,
+            rng.normal(size=(NUM_ENVS, *shape)).astype(np.float32),
+            valid,
+        )
+        if track_valid:
+            reset_next = terminated | truncated
+    return made, state
+
+
+def leaves(state):
+    """The priority of every item (slot * NUM_ENVS + env)."""
+    items = state.action.size
+    return np.asarray(sum_tree.read(state.priority_tree, jnp.arange(items)))
+
+
+def live_items(state, frame_stack=0):
+    """Flat indices of the live transitions, valid or not."""
+    slots = state.action.shape[0]
+    size, position = int(state.size), int(state.position)
+    live_slots = [(position - size + age) % slots for age in range(size)]
+    return np.array([s * NUM_ENVS + e for s in live_slots for e in range(NUM_ENVS)])
+
+
+def counts_of(made, state, p, batches=200, batch_size=64):
+    keys = jax.random.split(jax.random.key(11), batches)
+    draw = jax.jit(jax.vmap(lambda k: made.sample(state, k, batch_size, p).indices))
+    indices = np.asarray(draw(keys)).reshape(-1)
+    return np.bincount(indices, minlength=state.action.size)
+
+
+def chi_square_p(counts, expected_mass):
+    """p-value of the counts under the distribution proportional to expected_mass."""
+    support = expected_mass > 0
+    assert counts[~support].sum() == 0, "drew an item of probability 0"
+    expected = counts.sum() * expected_mass[support] / expected_mass[support].sum()
+    statistic = ((counts[support] - expected) ** 2 / expected).sum()
+    return float(jax.scipy.stats.chi2.sf(statistic, support.sum() - 1))
+
+
+def test_state_fields_and_memory():
+    made, state = build(0)
+    uniform = replay.make_replay((3,), jnp.float32, NUM_ENVS, 16, 4).init()
+    assert uniform.priority_tree is None and uniform.max_priority is None
+    assert float(state.max_priority) == 1.0 and state.max_priority.dtype == jnp.float32
+    items = state.action.size  # 9 slots x 2 envs
+    assert state.priority_tree.shape == (2 * 32,) and not np.any(leaves(state))
+    assert items == 18
+    extra = state.priority_tree.size * 4 + 4
+    assert replay.nbytes(state) == replay.nbytes(uniform) + extra
+    shapes = jax.eval_shape(made.init)
+    assert replay.nbytes(shapes) == replay.nbytes(state)
+
+
+def test_new_items_enter_at_the_max_priority_so_far():
+    made, state = build(3)
+    live = live_items(state)
+    np.testing.assert_array_equal(np.flatnonzero(leaves(state)), np.sort(live))
+    assert np.all(leaves(state)[live] == 1.0)  # initial maximum
+    p = params(alpha=0.5)
+    state = made.update(state, jnp.asarray(live[:2]), jnp.array([8.0, 3.0]), p)
+    top = (8.0 + EPS) ** 0.5
+    assert float(state.max_priority) == pytest.approx(top, rel=1e-6)
+    state = made.update(state, jnp.asarray(live[2:3]), jnp.array([0.5]), p)
+    assert float(state.max_priority) == pytest.approx(top, rel=1e-6)  # a running maximum
+    newest = int(state.position) * NUM_ENVS + np.arange(NUM_ENVS)
+    state = made.add(state, *build_step(t=99))
+    np.testing.assert_allclose(leaves(state)[newest], top, rtol=1e-6)
+
+
+def build_step(t, valid=None):
+    obs = jnp.full((NUM_ENVS, 3), t, jnp.float32)
+    flags = jnp.zeros(NUM_ENVS, bool)
+    actions = (10 * t + jnp.arange(NUM_ENVS)).astype(jnp.int32)
+    return obs, actions, jnp.ones(NUM_ENVS), flags, flags, obs + 1, valid
+
+
+@pytest.mark.parametrize(
+    "track_valid, frame_stack, n_step", [(False, 0, 1), (True, 0, 3), (True, 4, 3)]
+)
+def test_only_live_valid_items_have_priority_and_are_drawn(track_valid, frame_stack, n_step):
+    """Unwritten slots, the candidate slot, the frame ring's history slots and reset
+    steps keep priority 0 and are never drawn, before and after the rings wrap."""
+    for steps in (5, 23):
+        made, state = build(steps, 16, track_valid, frame_stack, n_step)
+        live = live_items(state, frame_stack)
+        valid = np.ones(state.action.size, bool)
+        if track_valid:
+            valid = np.asarray(state.valid).reshape(-1)
+        expected = np.zeros(state.action.size, bool)
+        expected[live] = True
+        expected &= valid
+        np.testing.assert_array_equal(leaves(state) > 0, expected)
+        assert track_valid == (not valid[live].all())  # the data has reset steps
+        counts = counts_of(made, state, params())
+        np.testing.assert_array_equal(counts > 0, expected)
+
+
+def test_an_item_overwritten_since_its_draw_stays_at_zero():
+    made, state = build(8)  # full: 8 transitions per env
+    oldest = live_items(state)[:NUM_ENVS]
+    state = made.add(state, *build_step(t=50))  # the oldest slot becomes the candidate
+    assert not np.any(leaves(state)[oldest])
+    state = made.update(state, jnp.asarray(oldest), jnp.array([5.0, 5.0]), params())
+    assert not np.any(leaves(state)[oldest]) and float(state.max_priority) == 1.0
+
+
+def set_priorities(made, state, live, seed, alpha):
+    """Give every live item a random priority; returns the state and the expected mass."""
+    priorities = np.random.default_rng(seed).uniform(0.05, 3.0, len(live)).astype(np.float32)
+    state = made.update(state, jnp.asarray(live), jnp.asarray(priorities), params(alpha))
+    mass = np.zeros(state.action.size)
+    mass[live] = (priorities.astype(np.float64) + EPS) ** alpha
+    return state, mass
+
+
+def test_draws_follow_priorities_chi_square():
+    """Draw counts fit P(i) = p_i**alpha / sum: a test that wrong priorities fail."""
+    made, state = build(20)
+    live = live_items(state)
+    state, mass = set_priorities(made, state, live, seed=1, alpha=0.7)
+    counts = counts_of(made, state, params(alpha=0.7))
+    assert chi_square_p(counts, mass) > 1e-3
+    # the same counts against wrong priorities: another alpha, or shuffled
+    assert chi_square_p(counts, mass ** (1.0 / 0.7)) < 1e-6
+    shuffled = mass.copy()
+    shuffled[live] = np.random.default_rng(2).permutation(mass[live])
+    assert chi_square_p(counts, shuffled) < 1e-6
+
+
+def test_alpha_zero_draws_uniformly_over_live_items_with_unit_weights():
+    made, state = build(20, track_valid=True)
+    live = live_items(state)
+    state, mass = set_priorities(made, state, live, seed=3, alpha=0.0)
+    valid = np.asarray(state.valid).reshape(-1)
+    expected = np.where(mass > 0, 1.0, 0.0) * valid
+    np.testing.assert_array_equal(leaves(state), expected)
+    counts = counts_of(made, state, params(alpha=0.0))
+    assert chi_square_p(counts, expected) > 1e-3
+    sample = made.sample(state, jax.random.key(0), 64, params(alpha=0.0, beta=1.0))
+    np.testing.assert_array_equal(sample.weights, 1.0)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.4, 1.0])
+def test_weights_are_schauls_normalised_importance_weights(beta):
+    made, state = build(20)
+    live = live_items(state)
+    state, mass = set_priorities(made, state, live, seed=4, alpha=0.6)
+    sample = made.sample(state, jax.random.key(5), 32, params(beta=beta))
+    probability = mass[np.asarray(sample.indices)] / mass.sum()
+    weights = (len(live) * probability) ** -beta
+    np.testing.assert_allclose(sample.weights, weights / weights.max(), rtol=1e-5)
+    assert sample.weights.dtype == jnp.float32 and float(jnp.max(sample.weights)) == 1.0
+
+
+def test_update_writes_back_and_the_last_duplicate_wins():
+    made, state = build(20)
+    live = live_items(state)
+    indices = jnp.asarray([live[0], live[1], live[0], live[2], live[1]])
+    values = jnp.array([1.0, -2.0, 3.0, 0.0, 5.0])  # |.| is taken
+    p = params(alpha=0.5)
+    updated = made.update(state, indices, values, p)
+    got = leaves(updated)
+    np.testing.assert_allclose(got[live[:3]], (np.array([3.0, 5.0, 0.0]) + EPS) ** 0.5, rtol=1e-6)
+    untouched = np.setdiff1d(np.arange(got.size), live[:3])
+    np.testing.assert_array_equal(got[untouched], leaves(state)[untouched])
+    again = jax.jit(made.update)(state, indices, values, p)
+    jax.tree.map(np.testing.assert_array_equal, again, updated)
+    # a permutation that keeps each item's last occurrence gives the same state
+    order = np.array([1, 0, 3, 2, 4])
+    permuted = made.update(state, indices[order], values[order], p)
+    jax.tree.map(np.testing.assert_array_equal, permuted, updated)
+    # ... and equals writing the winners once
+    once = made.update(state, indices[2:], values[2:], p)
+    jax.tree.map(np.testing.assert_array_equal, once, updated)
+
+
+def test_tree_sums_are_recomputed_not_accumulated():
+    """After many adds and updates every node is exactly the sum of its children, and the
+    tree equals one built from scratch from its leaves (no drift)."""
+    made, state = build(12)
+    rng = np.random.default_rng(6)
+    for t in range(30):
+        sample = made.sample(state, jax.random.key(t), 8, params())
+        state = made.update(state, sample.indices, jnp.asarray(rng.exponential(size=8)), params())
+        state = made.add(state, *build_step(t=100 + t))
+    tree = np.asarray(state.priority_tree)
+    half = tree.size // 2
+    np.testing.assert_array_equal(tree[1:half], tree[2 : 2 * half : 2] + tree[3 : 2 * half : 2])
+    rebuilt = sum_tree.write(sum_tree.init(state.action.size), jnp.arange(half), tree[half:])
+    np.testing.assert_array_equal(rebuilt[1:], tree[1:])
+
+
+def test_draw_never_returns_a_zero_leaf_past_rounding():
+    """Mass at or beyond the total (float rounding) ends on the last nonzero item."""
+    tree = sum_tree.write(sum_tree.init(8), jnp.arange(8), jnp.array([0, 1, 0, 2, 0, 0, 3, 0.0]))
+    total = float(sum_tree.total(tree))
+    mass = jnp.array([0.0, 0.999, 1.0, 2.999, 3.0, 5.9999, 6.0, total, total * 1.01])
+    np.testing.assert_array_equal(sum_tree.find(tree, mass), [1, 1, 3, 3, 6, 6, 6, 6, 6])
+
+
+def test_vmap_over_seeds_keeps_each_seeds_priorities():
+    made, state = build(20)
+    live = jnp.asarray(live_items(state))
+    seeds = jax.tree.map(lambda x: jnp.stack([x, x]), state)
+    priorities = jnp.stack(
+        [jnp.where(jnp.arange(live.size) < 4, 10.0, 0.01), jnp.linspace(0.1, 2.0, live.size)]
+    )
+    p = params(alpha=1.0)
+
+    def step(state, priorities, key):
+        state = made.update(state, live, priorities, p)
+        return state, made.sample(state, key, 64, p)
+
+    keys = jax.random.split(jax.random.key(3), 2)
+    batched_state, batched = jax.jit(jax.vmap(step))(seeds, priorities, keys)
+    for seed in range(2):
+        alone_state, alone = step(state, priorities[seed], keys[seed])
+        picked = jax.tree.map(lambda x, seed=seed: x[seed], (batched_state, batched))
+        jax.tree.map(np.testing.assert_array_equal, picked, (alone_state, alone))
+    first = np.asarray(batched.indices[0])
+    assert np.isin(first, np.asarray(live[:4])).mean() > 0.8  # seed 0's priorities
+    assert np.isin(np.asarray(batched.indices[1]), np.asarray(live[:4])).mean() < 0.3
+
+
+@pytest.mark.parametrize(
+    "track_valid, frame_stack, n_step", [(False, 0, 3), (True, 0, 3), (True, 4, 2)]
+)
+def test_prioritized_reads_the_same_transitions_as_uniform(track_valid, frame_stack, n_step):
+    """Prioritized sampling only changes which items are drawn: each item's transition
+    (n-step, side ring, frame ring) is what uniform replay reads for it."""
+    made, state = build(23, 16, track_valid, frame_stack, n_step)
+    uniform_made, uniform = build(23, 16, track_valid, frame_stack, n_step, prioritized=False)
+    everything = uniform_made.sample(uniform, jax.random.key(0), 2048, params())
+    by_index = {int(i): n for n, i in enumerate(np.asarray(everything.indices))}
+    sample = jax.jit(made.sample, static_argnums=2)(state, jax.random.key(1), 128, params())
+    rows = np.array([by_index[int(i)] for i in np.asarray(sample.indices)])
+    expected = jax.tree.map(lambda x: np.asarray(x)[rows], everything.batch)
+    jax.tree.map(np.testing.assert_array_equal, sample.batch, expected)
+
+
+def test_whole_cycle_compiles_in_a_scan():
+    """add, sample and update jit together inside a scan (as in the training loop)."""
+    made, state = build(6, track_valid=True)
+
+    def cycle(state, t):
+        state = made.add(state, *build_step(t, valid=jnp.ones(NUM_ENVS, bool)))
+        sample = made.sample(state, jax.random.fold_in(jax.random.key(0), t), 16, params())
+        return made.update(state, sample.indices, sample.batch.reward, params()), None
+
+    state, _ = jax.jit(lambda s: jax.lax.scan(cycle, s, jnp.arange(10)))(state)
+    assert float(sum_tree.total(state.priority_tree)) > 0
+
+
+def test_priority_eps_must_be_positive():
+    with pytest.raises(ValueError, match="priority_eps=0.0 is not allowed"):
+        replay.make_replay((3,), jnp.float32, NUM_ENVS, 16, 4, prioritized=True, priority_eps=0.0)
