@@ -4,6 +4,7 @@ r"""Seed-scaling throughput: env steps/s and memory of N seeds in one compiled p
     python benchmarks/throughput.py --env CartPole-v1 --seeds 1 4 16 64 256 1024
     python benchmarks/throughput.py --seeds 1 2 --cartpole-timesteps 20000 \
         --minatar-timesteps 4000 --results-dir /tmp/tp_results        # quick smoke run
+    python benchmarks/throughput.py --components --env CartPole-v1 --seeds 1 16
 
 For every env and seed count N it trains N seeds the way `run_experiment` does
 (`run.execute`: keys `jax.random.split(jax.random.key(seed), N)`, one compiled
@@ -24,6 +25,15 @@ Configs: CartPole-v1 is `common.CLASSIC_CARTPOLE`, other envs their preset with 
 off; `total_timesteps` comes from the options, `learning_starts` keeps the classic 2% prefill
 and `num_log_points` drops to the largest valid value if needed. Results go to
 `<results-dir>/throughput_<device>.json` and `.csv`.
+
+`--components` measures the DQN family instead: one row per component (double, dueling,
+n-step, prioritized replay, C51, QR, noisy nets, Munchausen, and all of Rainbow) switched on
+over the same config (the env's as above, with a 100,000-transition buffer so prioritized
+replay draws from a full-size sum tree), against plain DQN, at each seed count. It reports
+env steps/s and the microseconds of one update (sample, loss and gradient, optimizer step,
+priorities back) of the whole vmapped program: the run time of gradient_steps=3 minus that
+of gradient_steps=1, divided by the extra updates, so acting and env steps cancel out.
+Results go to `<results-dir>/throughput_components_<device>.json` and `.csv`.
 """
 
 from __future__ import annotations
@@ -285,6 +295,101 @@ def monotonic_report(rows: list[dict[str, Any]]) -> str:
     )
 
 
+# --components: each component of the family switched on over the same config
+COMPONENTS: dict[str, dict[str, Any]] = {
+    "dqn": {},
+    "double": {"double_q": True},
+    "dueling": {"dueling": True},
+    "n_step 3": {"n_step": 3},
+    "prioritized": {"prioritized_replay": True},
+    "c51": {"distributional": "c51"},
+    "qr": {"distributional": "qr"},
+    "noisy": {"noisy": True},
+    "munchausen": {"munchausen": True},
+    "rainbow": {
+        "double_q": True,
+        "dueling": True,
+        "n_step": 3,
+        "prioritized_replay": True,
+        "distributional": "c51",
+        "noisy": True,
+    },
+}
+COMPONENT_BUFFER = 100_000
+EXTRA_GRADIENT_STEPS = 2  # gradient_steps 1 + 2 against 1: the cost of 2 updates more
+COMPONENT_COLUMNS = [
+    ("env", "env_id"),
+    ("component", "component"),
+    ("seeds", "num_seeds"),
+    ("env steps/s", "env_steps_per_second"),
+    ("÷ dqn", "speed_vs_dqn"),
+    ("µs per update", "us_per_update"),
+    ("÷ dqn", "update_cost_vs_dqn"),
+    ("compile s", "compile_seconds"),
+]
+
+
+def component_rows(config: DQNConfig, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One row per component and seed count: env steps/s at gradient_steps=1 and the time
+    of one update from the difference to a run with `EXTRA_GRADIENT_STEPS` more.
+    """
+    base = config.replace(buffer_size=COMPONENT_BUFFER)
+    rows = []
+    for num_seeds in args.seeds:
+        reference: dict[str, Any] = {}
+        for name, changes in COMPONENTS.items():
+            variant = base.replace(**changes)
+            more = variant.replace(gradient_steps=1 + EXTRA_GRADIENT_STEPS)
+            one = run_point(variant, num_seeds, args.seed, args.max_runs_per_device)
+            extra = run_point(more, num_seeds, args.seed, args.max_runs_per_device)
+            updates = variant.num_updates * EXTRA_GRADIENT_STEPS  # per seed, all vmapped
+            row = {
+                "env_id": config.env_id,
+                "component": name,
+                "changes": changes,
+                "num_seeds": num_seeds,
+                "total_timesteps": variant.total_timesteps,
+                "buffer_size": variant.buffer_size,
+                "env_steps_per_second": one["env_steps_per_second"],
+                "us_per_update": 1e6 * (extra["run_seconds"] - one["run_seconds"]) / updates,
+                "compile_seconds": one["compile_seconds"],
+                "run_seconds": one["run_seconds"],
+                "run_seconds_more_updates": extra["run_seconds"],
+                "layout": layout({**one, "skipped": None}),
+            }
+            reference = reference or row
+            row["speed_vs_dqn"] = row["env_steps_per_second"] / reference["env_steps_per_second"]
+            row["update_cost_vs_dqn"] = row["us_per_update"] / reference["us_per_update"]
+            print(
+                f"{config.env_id:<18} {name:<12} {num_seeds:>3} seeds: "
+                f"{row['env_steps_per_second']:>10,.0f} env steps/s "
+                f"({row['speed_vs_dqn']:.2f}x dqn), {row['us_per_update']:,.1f} us/update "
+                f"({row['update_cost_vs_dqn']:.2f}x dqn)",
+                flush=True,
+            )
+            rows.append(row)
+    return rows
+
+
+def main_components(configs: dict[str, DQNConfig], args: argparse.Namespace) -> None:
+    """`--components`: measure, print and save the family's rows."""
+    rows = [row for config in configs.values() for row in component_rows(config, args)]
+    print("\n" + markdown_table(rows, COMPONENT_COLUMNS) + "\n")
+    metadata = {
+        **run_metadata(),
+        "device_slug": device_slug(),
+        "seed": args.seed,
+        "components": COMPONENTS,
+        "configs": {
+            env_id: c.replace(buffer_size=COMPONENT_BUFFER).to_dict()
+            for env_id, c in configs.items()
+        },
+    }
+    name = f"throughput_components_{device_slug()}"
+    paths = write_results(name, rows, metadata, args.results_dir)
+    print("wrote " + ", ".join(map(str, paths)))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse options, sweep every env over the seed counts, print and save the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -317,6 +422,11 @@ def main(argv: list[str] | None = None) -> None:
         "(the library default: on CPU 8, fewer for large runs) or none (all seeds in one call)",
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--components",
+        action="store_true",
+        help="one row per DQN-family component against plain DQN (see the module docstring)",
+    )
     args = parser.parse_args(argv)
     args.seeds = sorted(set(args.seeds))
     if args.seeds[0] < 1:
@@ -324,6 +434,9 @@ def main(argv: list[str] | None = None) -> None:
 
     configs = {env_id: bench_config(env_id, args) for env_id in args.env}
     print(f"device: {device_description()}")
+    if args.components:
+        main_components(configs, args)
+        return
     for c in configs.values():
         print(
             f"{c.env_id}: {c.total_timesteps:,} env steps/seed, {c.num_envs} envs, "

@@ -37,6 +37,7 @@ from .options import (
     add_run_options,
     max_runs,
     name_option,
+    option_name,
     positive_int,
     run_options,
     sweep_space_from_args,
@@ -88,6 +89,13 @@ def _settings(args: argparse.Namespace, config: DQNConfig) -> list[sweep.Setting
     settings drawn from the ranges and lists (names checked against `config.hparam_names`).
     """
     space = sweep_space_from_args(args)
+    unused = getattr(config, "unused_hparams", dict)()
+    for name in space:
+        if name in unused:
+            raise CommandError(
+                f"argument {option_name(name)}: sweeping {name} is not allowed here: "
+                f"{unused[name]}, so every setting would train the same"
+            )
     try:
         if args.num_samples is not None:
             return sweep.sample(

@@ -455,6 +455,24 @@ class DQNConfig:
         """`check_hparams(hparams, num_runs)`: hand-built hyperparameters, range-checked."""
         return _check_hparams_of(type(self), hparams, num_runs)
 
+    def unused_hparams(self) -> dict[str, str]:
+        """Traced hyperparameters this config's static choices leave unused, each with
+        why: sweeping one would train every setting the same.
+        """
+        unused = {}
+        if not self.prioritized_replay:
+            unused.update(
+                per_alpha="prioritized_replay is off", per_beta="prioritized_replay is off"
+            )
+        if not self.munchausen:
+            for name in ("munchausen_alpha", "munchausen_tau", "munchausen_clip"):
+                unused[name] = "munchausen is off"
+        if self.loss != "huber" and self.distributional != "qr":
+            unused["huber_delta"] = f"loss is {self.loss!r} and distributional is not 'qr'"
+        if not self.eval_every:
+            unused["eval_epsilon"] = "evaluation is off (eval_every=0)"
+        return unused
+
     def make_program(self, env: Any = None, env_params: Any = None) -> TrainProgram:
         """`make_train_program(self, env, env_params)`."""
         from purejaxdqn.core.loop import make_train_program

@@ -37,16 +37,17 @@ candidate slot holds only its successor observation): a window near the newest e
 buffer is a valid m-step target rather than one left out, so sampling stays exactly as
 uniform (or prioritized) as with n = 1. Nothing is stored per n.
 
-**Prioritized replay** (`prioritized`, proportional, Schaul et al. 2016) keeps a sum tree
-(`priorities`) of `p**alpha` over the flat items `slot * num_envs + env` and the running
+**Prioritized replay** (`prioritized`, proportional, Schaul et al. 2016) keeps a wide sum
+tree (`priorities`) of `p**alpha` over the flat items `slot * num_envs + env` and the running
 maximum of `p**alpha`. `add` enters each new transition at that maximum (0 for a reset
 step), and gives 0 to the candidate slot and to the slot that leaves the live window, so
 only live transitions are ever drawn. `sample` draws stratified by priority and returns
 Schaul's normalised importance weights; `update` writes `(|priority| + eps)**alpha` back.
-A sum tree rather than a cumulative sum per draw: a draw and an update cost O(B log N)
-gathers and scatters instead of a pass over all N priorities, which on CPU was faster at
-every capacity measured (10k to 1M items, `benchmarks/priority_draw.py`), and more so the
-larger the buffer.
+A sum tree rather than a cumulative sum per draw: a draw and an update cost a gather and
+a scatter of B nodes per level instead of a pass over all N priorities; a wide one (many
+children per node, a few levels) rather than a binary one, as on CPU each level costs
+nearly the same however few nodes it touches (`benchmarks/priority_draw.py` compares them
+and the cumulative sum, 10k to 1M items).
 
 Pure functions over `ReplayBuffer`: `init` allocates, `add` writes one vector step,
 `sample` draws with replacement (uniformly unless prioritized), `update` writes the
@@ -149,9 +150,9 @@ class ReplayBuffer(NamedTuple):
         position: () int32 slot the next transition goes to (the candidate slot).
         size: () int32 transitions stored per env, at most capacity_per_env.
         valid: (slots, num_envs) bool, or None when every transition is valid.
-        priority_tree: a `priorities` sum tree of `priority**alpha` over the items
-            `slot * num_envs + env` (0 for every item that may not be drawn), or None
-            unless prioritized.
+        priority_tree: a `priorities` sum tree (a tuple of arrays, one per level) of
+            `priority**alpha` over the items `slot * num_envs + env` (0 for every item
+            that may not be drawn), or None unless prioritized.
         max_priority: () float32 the largest `priority**alpha` written so far (1
             initially), given to new transitions; None unless prioritized.
     """
@@ -167,7 +168,7 @@ class ReplayBuffer(NamedTuple):
     position: jax.Array
     size: jax.Array
     valid: jax.Array | None = None
-    priority_tree: jax.Array | None = None
+    priority_tree: sum_tree.Tree | None = None
     max_priority: jax.Array | None = None
 
 
@@ -344,7 +345,9 @@ def add(
     )
 
 
-def _enter_priorities(buffer: ReplayBuffer, valid: jax.Array | None, frame_stack: int) -> jax.Array:
+def _enter_priorities(
+    buffer: ReplayBuffer, valid: jax.Array | None, frame_stack: int
+) -> sum_tree.Tree:
     """The priority tree after `add` writes a transition at `buffer.position`: the new
     items at the maximum priority (0 if a reset step); the new candidate slot and the slot
     the oldest transition leaves (a history slot of the frame ring, else the candidate
@@ -413,14 +416,14 @@ def _window(
     return last, reward, bootstrap
 
 
-def _importance_weights(tree: jax.Array, items: jax.Array, beta: jax.Array | float) -> jax.Array:
+def _importance_weights(priorities: jax.Array, beta: jax.Array | float) -> jax.Array:
     """Schaul et al.'s `w_i = (N P(i))**-beta / max_j w_j` over the batch, computed as the
-    equal `(p_i / p_min)**-beta / max_j (p_j / p_min)**-beta` (p the items' priorities,
-    p_min the batch's smallest): N and the total priority cancel, so neither rounds into
-    the weights, and an empty tree gives weights 1 rather than NaN.
+    equal `(p_i / p_min)**-beta / max_j (p_j / p_min)**-beta` (p the drawn items'
+    `priorities`, p_min the batch's smallest): N and the total priority cancel, so neither
+    rounds into the weights, and an empty tree gives weights 1 rather than NaN.
     """
     tiny = jnp.finfo(jnp.float32).tiny
-    mass = jnp.maximum(sum_tree.read(tree, items), tiny)
+    mass = jnp.maximum(priorities, tiny)
     weights = (mass / jnp.min(mass)) ** -beta
     return weights / jnp.max(weights)
 
@@ -464,12 +467,11 @@ def sample(
         slot = (buffer.position - size + age) % slots
         weights = jnp.ones((batch_size,), jnp.float32)
     else:
-        items = jnp.minimum(
-            sum_tree.draw(buffer.priority_tree, key, batch_size), slots * num_envs - 1
-        )
+        items, drawn = sum_tree.draw_with_priorities(buffer.priority_tree, key, batch_size)
+        items = jnp.minimum(items, slots * num_envs - 1)
         slot, env = items // num_envs, items % num_envs
         age = (slot - buffer.position + size) % slots
-        weights = _importance_weights(buffer.priority_tree, items, beta)
+        weights = _importance_weights(drawn, beta)
     last, reward, bootstrap = slot, buffer.reward[slot, env], gamma
     if n_step > 1:
         last, reward, bootstrap = _window(buffer, slot, env, size - age, gamma, n_step)

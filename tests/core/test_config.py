@@ -196,7 +196,9 @@ def test_hparams_overrides_must_be_numbers():
 def test_check_hparams_returns_valid_hparams_unchanged():
     hp = DQNConfig().hparams()
     assert check_hparams(hp) is hp
-    by_hand = HParams(1e-3, 0.99, 1.0, 1.0, 0.05, 0.5, 1.0, np.inf, 0)
+    # lr, gamma, tau, eps start/end/fraction, huber, clip, per alpha/beta, munchausen
+    # alpha/tau/clip, eval epsilon
+    by_hand = HParams(1e-3, 0.99, 1.0, 1.0, 0.05, 0.5, 1.0, np.inf, 0.6, 0.4, 0.9, 0.03, -1, 0)
     assert check_hparams(by_hand) is by_hand
     swept = hp._replace(learning_rate=jnp.array([1e-3, 3e-4, 1e-4]))
     assert check_hparams(swept, num_runs=3) is swept
@@ -253,17 +255,22 @@ def test_hparams_are_the_traced_fields_in_field_order():
         "exploration_fraction",
         "huber_delta",
         "max_grad_norm",
+        "per_alpha",
+        "per_beta",
+        "munchausen_alpha",
+        "munchausen_tau",
+        "munchausen_clip",
         "eval_epsilon",
     )  # the order positional HParams(...) and saved sweeps rely on
     assert traced_intervals(DQNConfig)["tau"] == Interval(0.0, 1.0, False, True)
 
 
 def test_hparams_is_a_named_tuple_that_pickles():
-    by_hand = HParams(*range(9))
+    by_hand = HParams(*range(14))
     assert isinstance(by_hand, tuple) and by_hand.gamma == 1 and repr(by_hand)[:8] == "HParams("
     changed = by_hand._replace(tau=0.5)
     assert type(changed) is HParams and changed.tau == 0.5
-    assert HParams._make(range(9)) == by_hand
+    assert HParams._make(range(14)) == by_hand
     hp = DQNConfig().hparams()
     again = pickle.loads(pickle.dumps(hp))
     assert type(again) is HParams and np.asarray(again.gamma) == np.float32(0.99)

@@ -61,7 +61,6 @@ def test_rainbow_learns_finite_values_and_keeps_priorities_per_seed(rainbow_one_
     assert metrics["episodes"].shape == (2, RAINBOW.num_log_points)
 
 
-
 def test_rainbow_chunked_equals_one_call_and_resumes_bitwise(
     rainbow_program, rainbow_one_call, tmp_path
 ):
@@ -85,8 +84,8 @@ def test_rainbow_chunked_equals_one_call_and_resumes_bitwise(
     # every leaf is in the checkpoint, keys and the sum tree of priorities included (the
     # tree no longer the initial one: updates wrote priorities back)
     assert _leaves_equal(point.resume.states, saved["states"])
-    tree = np.asarray(point.resume.states.buffer.priority_tree)
-    assert len(np.unique(tree[0])) > 10
+    leaves = np.asarray(point.resume.states.buffer.priority_tree[0])  # (seeds, items)
+    assert len(np.unique(leaves[0])) > 10
     resumed = execute(rainbow_program, KEYS, RAINBOW.hparams(), resume=point.resume)
     assert _leaves_equal(resumed.metrics, rainbow_one_call.metrics)
     assert _leaves_equal(resumed.evals, rainbow_one_call.evals)
@@ -116,14 +115,16 @@ def test_vmap_equals_single_runs_and_the_same_key_repeats(config):
         assert _leaves_equal(one, again)
     loss = np.asarray(batched.metrics["loss"])
     assert not np.allclose(loss[0], loss[1])  # the seeds differ
-    # each seed has its own sum tree: the root holds its leaves' total; the seeds' differ
-    tree = np.asarray(batched.runner_state.buffer.priority_tree)
-    leaves = tree.shape[1] // 2
-    np.testing.assert_allclose(tree[:, 1], tree[:, leaves:].sum(axis=1), rtol=1e-4)
-    assert not np.array_equal(tree[0], tree[1])
-    single_tree = np.asarray(one.runner_state.buffer.priority_tree)
-    np.testing.assert_allclose(tree[1, 1], single_tree[1], rtol=0.05)  # the total mass
-    np.testing.assert_array_equal(tree[1] > 0, single_tree > 0)  # the same live items
+    # each seed has its own sum tree (levels leaves first, the root last, each with a
+    # leading seed axis): the root holds its leaves' total; the seeds' differ
+    levels = batched.runner_state.buffer.priority_tree
+    leaves, root = np.asarray(levels[0]), np.asarray(levels[-1])[:, 0]
+    np.testing.assert_allclose(root, leaves.sum(axis=1), rtol=1e-4)
+    assert not np.array_equal(leaves[0], leaves[1])
+    single_levels = one.runner_state.buffer.priority_tree
+    single_leaves = np.asarray(single_levels[0])
+    np.testing.assert_allclose(root[1], np.asarray(single_levels[-1])[0], rtol=0.05)  # total
+    np.testing.assert_array_equal(leaves[1] > 0, single_leaves > 0)  # the same live items
 
 
 def test_traced_family_hyperparameters_sweep_in_one_program():

@@ -86,9 +86,12 @@ def test_state_fields_and_memory():
     assert uniform.priority_tree is None and uniform.max_priority is None
     assert float(state.max_priority) == 1.0 and state.max_priority.dtype == jnp.float32
     items = state.action.size  # 9 slots x 2 envs
-    assert state.priority_tree.shape == (2 * 32,) and not np.any(leaves(state))
     assert items == 18
-    extra = state.priority_tree.size * 4 + 4
+    sizes = tuple(level.shape for level in state.priority_tree)
+    assert sizes == tuple((size,) for size in sum_tree.level_sizes(items))
+    assert all(level.dtype == jnp.float32 for level in state.priority_tree)
+    assert not any(np.any(level) for level in state.priority_tree)
+    extra = sum(sum_tree.level_sizes(items)) * 4 + 4
     assert replay.nbytes(state) == replay.nbytes(uniform) + extra
     shapes = jax.eval_shape(made.init)
     assert replay.nbytes(shapes) == replay.nbytes(state)
@@ -218,27 +221,100 @@ def test_update_writes_back_and_the_last_duplicate_wins():
 
 
 def test_tree_sums_are_recomputed_not_accumulated():
-    """After many adds and updates every node is exactly the sum of its children, and the
-    tree equals one built from scratch from its leaves (no drift)."""
-    made, state = build(12)
+    """After many adds and updates every node is the sum of its children, and the tree
+    equals one built from scratch from its leaves, bit for bit (no drift)."""
+    made, state = build(12, capacity=100)  # 102 items: 3 levels below the root at fanout 8
     rng = np.random.default_rng(6)
-    for t in range(30):
+    for t in range(60):
         sample = made.sample(state, jax.random.key(t), 8, params())
         state = made.update(state, sample.indices, jnp.asarray(rng.exponential(size=8)), params())
         state = made.add(state, *build_step(t=100 + t))
-    tree = np.asarray(state.priority_tree)
-    half = tree.size // 2
-    np.testing.assert_array_equal(tree[1:half], tree[2 : 2 * half : 2] + tree[3 : 2 * half : 2])
-    rebuilt = sum_tree.write(sum_tree.init(state.action.size), jnp.arange(half), tree[half:])
-    np.testing.assert_array_equal(rebuilt[1:], tree[1:])
+    tree = [np.asarray(level) for level in state.priority_tree]
+    fanout = sum_tree.fanout_of(state.priority_tree)
+    assert len(tree) >= 3 and fanout == sum_tree.FANOUT
+    for children, parents in zip(tree[:-1], tree[1:], strict=True):
+        sums = children.reshape(-1, fanout).sum(axis=1, dtype=np.float64)
+        np.testing.assert_allclose(parents, np.pad(sums, (0, parents.size - sums.size)), rtol=1e-6)
+    assert len(np.unique(tree[0])) > 20  # many distinct priorities
+    rebuilt = sum_tree.write(sum_tree.init(state.action.size), jnp.arange(tree[0].size), tree[0])
+    jax.tree.map(np.testing.assert_array_equal, rebuilt, tuple(tree))
 
 
-def test_draw_never_returns_a_zero_leaf_past_rounding():
-    """Mass at or beyond the total (float rounding) ends on the last nonzero item."""
-    tree = sum_tree.write(sum_tree.init(8), jnp.arange(8), jnp.array([0, 1, 0, 2, 0, 0, 3, 0.0]))
+@pytest.mark.parametrize("fanout", [2, 4, sum_tree.FANOUT, 64])
+def test_draw_never_returns_a_zero_leaf_past_rounding(fanout):
+    """Mass at or beyond the total (float rounding) ends on the last nonzero item, also
+    when the last nonzero item is the last of its node (or of its node's parent)."""
+    priorities = [0, 1, 0, 2, 0, 0, 3, 0.0]
+    tree = sum_tree.write(sum_tree.init(8, fanout), jnp.arange(8), jnp.array(priorities))
     total = float(sum_tree.total(tree))
-    mass = jnp.array([0.0, 0.999, 1.0, 2.999, 3.0, 5.9999, 6.0, total, total * 1.01])
-    np.testing.assert_array_equal(sum_tree.find(tree, mass), [1, 1, 3, 3, 6, 6, 6, 6, 6])
+    mass = jnp.array([0.0, 0.999, 1.0, 2.999, 3.0, 5.9999, 6.0, total, total * 1.01, np.inf])
+    np.testing.assert_array_equal(sum_tree.find(tree, mass), [1, 1, 3, 3, 6, 6, 6, 6, 6, 6])
+    # many levels, nonzero items at the start of the last but one node only
+    tree = sum_tree.write(sum_tree.init(300, fanout), jnp.arange(3), jnp.array([1.0, 2.0, 0.0]))
+    tree = sum_tree.write(tree, jnp.array([299]), jnp.array([0.0]))
+    assert len(tree) >= 3
+    mass = jnp.array([0.0, 1.0, 2.9999, 3.0, 4.0, np.inf])
+    np.testing.assert_array_equal(sum_tree.find(tree, mass), [0, 1, 1, 1, 1, 1])
+    # an empty tree returns item 0 (the caller keeps it in range)
+    empty = sum_tree.init(300, fanout)
+    np.testing.assert_array_equal(sum_tree.find(empty, jnp.array([0.0, 1.0])), [0, 0])
+
+
+def reference_find(priorities, mass):
+    """Item j with cumsum[j - 1] <= mass < cumsum[j] (a plain cumulative sum and a binary
+    search), past the end the last nonzero item."""
+    cumulative = np.cumsum(priorities.astype(np.float64))
+    items = np.searchsorted(cumulative, mass, side="right")
+    return np.minimum(items, np.flatnonzero(priorities)[-1])
+
+
+@pytest.mark.parametrize("fanout", [2, 8, 16, 32, 64])
+@pytest.mark.parametrize("num_items", [1, 5, 77, 1000, 4099])
+def test_wide_tree_draws_the_items_a_cumulative_sum_does(fanout, num_items):
+    """`find` agrees with a cumulative sum and a binary search over the priorities, at
+    every fanout and for item counts that are not powers of the fanout: exactly where
+    every partial sum is exact (small integer priorities, zeros among them), and up to
+    float ties at the boundaries between items for random float priorities."""
+    rng = np.random.default_rng(num_items * 100 + fanout)
+    integer = rng.integers(0, 8, num_items) * (rng.random(num_items) < 0.7)
+    integer[rng.integers(num_items)] = 5  # not all zero
+    floats = rng.exponential(size=num_items).astype(np.float32) * (rng.random(num_items) < 0.8)
+    floats[rng.integers(num_items)] = 1.0
+    for priorities, exact in ((integer.astype(np.float32), True), (floats, False)):
+        tree = sum_tree.init(num_items, fanout)
+        tree = sum_tree.write(tree, jnp.arange(num_items), jnp.asarray(priorities))
+        total = float(priorities.astype(np.float64).sum())
+        np.testing.assert_allclose(float(sum_tree.total(tree)), total, rtol=1e-5)
+        whole = np.arange(int(total) + 1, dtype=np.float32)  # every boundary, for integers
+        mass = np.concatenate([rng.random(2000, dtype=np.float32) * np.float32(total), whole])
+        mass = mass[mass < np.float32(total)]
+        got = np.asarray(sum_tree.find(tree, jnp.asarray(mass)))
+        assert np.all(priorities[got] > 0)
+        expected = reference_find(priorities, mass)
+        if exact:
+            np.testing.assert_array_equal(got, expected)
+            continue
+        # floats: a draw may differ only where its mass is a float rounding from the
+        # boundary between the two items
+        cumulative = np.cumsum(priorities.astype(np.float64))
+        differ = got != expected
+        boundary = cumulative[np.minimum(got, expected)]
+        assert np.all(np.abs(mass[differ] - boundary[differ]) <= 1e-5 * total)
+        assert differ.mean() < 0.01
+
+
+@pytest.mark.parametrize("fanout", [2, sum_tree.FANOUT, 32])
+def test_draw_with_priorities_returns_the_drawn_items_priorities(fanout):
+    """The priorities the draw returns (taken from the leaves its descent gathered) are
+    the drawn items' own, and the items are `draw`'s."""
+    rng = np.random.default_rng(fanout)
+    priorities = rng.exponential(size=777).astype(np.float32) * (rng.random(777) < 0.6)
+    tree = sum_tree.write(sum_tree.init(777, fanout), jnp.arange(777), jnp.asarray(priorities))
+    key = jax.random.key(4)
+    items, drawn = jax.jit(sum_tree.draw_with_priorities, static_argnums=2)(tree, key, 256)
+    np.testing.assert_array_equal(items, sum_tree.draw(tree, key, 256))
+    np.testing.assert_array_equal(drawn, priorities[np.asarray(items)])
+    assert np.all(np.asarray(drawn) > 0)
 
 
 def test_vmap_over_seeds_keeps_each_seeds_priorities():

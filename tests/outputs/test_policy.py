@@ -296,3 +296,41 @@ def test_render_command_writes_the_gif(breakout_run, tmp_path, capsys):
         run_command(["render", breakout_run, "--seed", "2"])
     assert exit_info.value.code == 2
     assert "seed=2 is not allowed" in capsys.readouterr().err
+
+
+# --- runs of the DQN family: the policy acts on the distribution's noise-free mean --------
+
+
+def test_a_rainbow_run_loads_evaluates_and_acts_on_its_mean_q_values(tmp_path, capsys):
+    from purejaxdqn import make_train
+    from purejaxdqn.core.loop import q_network_for
+
+    config = TINY.replace(
+        double_q=True,
+        dueling=True,
+        n_step=3,
+        prioritized_replay=True,
+        distributional="c51",
+        num_atoms=11,
+        v_min=0.0,
+        v_max=50.0,
+        noisy=True,
+        total_timesteps=800,
+        num_log_points=2,
+        eval_every=2,
+    )
+    keys = jax.random.split(jax.random.key(0), 2)
+    result = jax.jit(jax.vmap(make_train(config), in_axes=(0, None)))(keys, config.hparams())
+    folder = write_run_folder(tmp_path / "rainbow", config, result.runner_state.params, 2)
+    loaded = load_policy(folder)
+    assert loaded.config == config
+    obs = jax.numpy.ones((3, 4))
+    network = q_network_for(config, (4,), 2)
+    params = jax.tree.map(lambda leaf: leaf[1], result.runner_state.params)
+    q = network.q_values(params, obs)  # no noise key: the mean weights
+    np.testing.assert_array_equal(np.asarray(loaded.q_values(obs, 1)), np.asarray(q))
+    logits = network.outputs(params, obs).distribution
+    mean = (jax.nn.softmax(logits, axis=-1) * np.linspace(0.0, 50.0, 11)).sum(-1)
+    np.testing.assert_allclose(np.asarray(q), np.asarray(mean), rtol=1e-5, atol=1e-5)
+    assert run_command(["eval", folder, "--episodes", "2"]) == 0
+    assert "over 2 seed(s)" in capsys.readouterr().out

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import TINY, all_close
 
-from purejaxdqn import cli
+from purejaxdqn import DQNConfig, cli
 from purejaxdqn.outputs.stats import bootstrap_ci, iqm, mean_rows
 from purejaxdqn.run import sweep
 from purejaxdqn.run.experiment import run_experiment
@@ -210,6 +210,32 @@ def test_sweep_cli_rejects_static_lists_and_ranges_without_samples(capsys):
     with pytest.raises(SystemExit):
         cli.main(["sweep", "--gamma", "0.9,1.5"])
     assert "gamma=1.5 is not allowed" in capsys.readouterr().err
+
+
+def test_sweep_cli_refuses_a_hyperparameter_the_config_leaves_unused(capsys):
+    """per_alpha without prioritized replay, the Munchausen knobs without munchausen: every
+    setting would train the same, so the sweep says why instead of running them.
+    """
+    for argv, words in [
+        (["--per-alpha", "0.4,0.8"], "sweeping per_alpha is not allowed here: prioritized"),
+        (["--munchausen-tau", "0.01,0.1"], "munchausen_tau is not allowed here: munchausen is"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["sweep", "--env", "CartPole-v1", "--quiet", *argv])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --" in err and words in err, err
+    config = DQNConfig(prioritized_replay=True, munchausen=True, loss="huber")
+    assert config.unused_hparams() == {}
+    assert set(DQNConfig(eval_every=0).unused_hparams()) == {
+        "per_alpha",
+        "per_beta",
+        "munchausen_alpha",
+        "munchausen_tau",
+        "munchausen_clip",
+        "huber_delta",
+        "eval_epsilon",
+    }
 
 
 def _python(code: str, env: dict[str, str]) -> subprocess.Popen:
