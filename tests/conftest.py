@@ -31,6 +31,20 @@ TINY = DQNConfig(
     learning_rate=1e-3,
 )
 
+# Rainbow on TINY: double + dueling + 3-step + prioritized + C51 (11 atoms) + noisy nets
+TINY_RAINBOW = TINY.replace(
+    double_q=True,
+    dueling=True,
+    n_step=3,
+    prioritized_replay=True,
+    distributional="c51",
+    num_atoms=11,
+    v_min=0.0,
+    v_max=100.0,
+    noisy=True,
+    exploration_final_eps=0.0,
+)
+
 
 def cli_options(config: DQNConfig) -> list[str]:
     """Command-line options that turn the CartPole preset into `config`."""

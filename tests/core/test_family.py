@@ -8,7 +8,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, TINY_RAINBOW
 
 from purejaxdqn import hparams_in_axes, make_train_program
 from purejaxdqn.core import replay as replay_lib
@@ -17,19 +17,7 @@ from purejaxdqn.run.checkpoint import Checkpointer
 from purejaxdqn.run.execute import execute, state_shapes
 from purejaxdqn.run.memory import nbytes
 
-# Rainbow: double + dueling + 3-step + prioritized + C51 + noisy (tiny)
-RAINBOW = TINY.replace(
-    double_q=True,
-    dueling=True,
-    n_step=3,
-    prioritized_replay=True,
-    distributional="c51",
-    num_atoms=11,
-    v_min=0.0,
-    v_max=100.0,
-    noisy=True,
-    exploration_final_eps=0.0,
-)
+RAINBOW = TINY_RAINBOW
 # 3-step QR-DQN with Munchausen and prioritized replay
 QR_MUNCHAUSEN = TINY.replace(
     n_step=3, distributional="qr", num_quantiles=8, munchausen=True, prioritized_replay=True

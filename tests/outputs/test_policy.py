@@ -14,7 +14,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, TINY_RAINBOW
 
 from purejaxdqn import DQNConfig
 from purejaxdqn.cli.eval import add_eval_command
@@ -305,20 +305,7 @@ def test_a_rainbow_run_loads_evaluates_and_acts_on_its_mean_q_values(tmp_path, c
     from purejaxdqn import make_train
     from purejaxdqn.core.loop import q_network_for
 
-    config = TINY.replace(
-        double_q=True,
-        dueling=True,
-        n_step=3,
-        prioritized_replay=True,
-        distributional="c51",
-        num_atoms=11,
-        v_min=0.0,
-        v_max=50.0,
-        noisy=True,
-        total_timesteps=800,
-        num_log_points=2,
-        eval_every=2,
-    )
+    config = TINY_RAINBOW.replace(v_max=50.0, total_timesteps=800, num_log_points=2)
     keys = jax.random.split(jax.random.key(0), 2)
     result = jax.jit(jax.vmap(make_train(config), in_axes=(0, None)))(keys, config.hparams())
     folder = write_run_folder(tmp_path / "rainbow", config, result.runner_state.params, 2)
