@@ -317,7 +317,9 @@ def categorical_projection(atoms: jax.Array, probs: jax.Array, support: jax.Arra
     atoms = jnp.clip(atoms, support[0], support[-1])
     distance = jnp.abs(atoms[..., None, :] - support[:, None])  # (..., K, K')
     share = jnp.clip(1.0 - distance / spacing, 0.0, 1.0)
-    return jnp.sum(share * probs[..., None, :], axis=-1)
+    # a batched matrix-vector product, not an elementwise product and a sum: XLA runs it
+    # as a dot, deterministic on every backend, unlike a scatter-add of the shares
+    return jnp.einsum("...kj,...j->...k", share, probs)
 
 
 def categorical_head(config: DQNConfig) -> HeadLoss:
