@@ -12,6 +12,7 @@ from purejaxdqn import DQNConfig, get_preset
 from purejaxdqn.cli.options import option_name
 from purejaxdqn.core.loop import make_train_program
 from purejaxdqn.outputs.report import Summary, summarise
+from purejaxdqn.run import states
 from purejaxdqn.run.experiment import Experiment
 
 # 4 envs x 400 iterations, 4 log points of 100 iterations, greedy eval every 2 log points.
@@ -117,3 +118,14 @@ def all_close(first: dict, second: dict) -> bool:
     """Two dicts of arrays with the same keys, each pair `_close`."""
     assert sorted(first) == sorted(second)
     return all(_close(first[name], second[name]) for name in first)
+
+
+def leaves_equal(a, b) -> bool:
+    """Same tree of leaves, dtypes and values, bit for bit (NaN equal to NaN; typed PRNG
+    keys compared by their key data)."""
+    a, b = jax.tree.leaves(states.keys_as_data(a)), jax.tree.leaves(states.keys_as_data(b))
+    return len(a) == len(b) and all(
+        np.asarray(x).dtype == np.asarray(y).dtype
+        and np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
+        for x, y in zip(a, b, strict=True)
+    )

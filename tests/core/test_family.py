@@ -8,11 +8,11 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from conftest import TINY, TINY_RAINBOW
+from conftest import TINY, TINY_RAINBOW, leaves_equal
 
 from purejaxdqn import hparams_in_axes, make_train_program
 from purejaxdqn.core import replay as replay_lib
-from purejaxdqn.run import checkpoint, states
+from purejaxdqn.run import checkpoint
 from purejaxdqn.run.checkpoint import Checkpointer
 from purejaxdqn.run.execute import execute, state_shapes
 from purejaxdqn.run.memory import nbytes
@@ -23,14 +23,6 @@ QR_MUNCHAUSEN = TINY.replace(
     n_step=3, distributional="qr", num_quantiles=8, munchausen=True, prioritized_replay=True
 )
 KEYS = jax.random.split(jax.random.key(5), 2)
-
-
-def _leaves_equal(a, b) -> bool:
-    a, b = jax.tree.leaves(states.keys_as_data(a)), jax.tree.leaves(states.keys_as_data(b))
-    return len(a) == len(b) and all(
-        np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
-        for x, y in zip(a, b, strict=True)
-    )
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +45,8 @@ def test_rainbow_chunked_equals_one_call_and_resumes_bitwise(
     rainbow_program, rainbow_one_call, tmp_path
 ):
     chunked = execute(rainbow_program, KEYS, RAINBOW.hparams(), periods_per_chunk=1)
-    assert _leaves_equal(chunked.metrics, rainbow_one_call.metrics)
-    assert _leaves_equal(chunked.params, rainbow_one_call.params)
+    assert leaves_equal(chunked.metrics, rainbow_one_call.metrics)
+    assert leaves_equal(chunked.params, rainbow_one_call.params)
     saved = {}
 
     def stop_after_two(chunk):
@@ -71,13 +63,13 @@ def test_rainbow_chunked_equals_one_call_and_resumes_bitwise(
     point = checkpoint.restore(tmp_path, like)
     # every leaf is in the checkpoint, keys and the sum tree of priorities included (the
     # tree no longer the initial one: updates wrote priorities back)
-    assert _leaves_equal(point.resume.states, saved["states"])
+    assert leaves_equal(point.resume.states, saved["states"])
     leaves = np.asarray(point.resume.states.buffer.priority_tree[0])  # (seeds, items)
     assert len(np.unique(leaves[0])) > 10
     resumed = execute(rainbow_program, KEYS, RAINBOW.hparams(), resume=point.resume)
-    assert _leaves_equal(resumed.metrics, rainbow_one_call.metrics)
-    assert _leaves_equal(resumed.evals, rainbow_one_call.evals)
-    assert _leaves_equal(resumed.params, rainbow_one_call.params)
+    assert leaves_equal(resumed.metrics, rainbow_one_call.metrics)
+    assert leaves_equal(resumed.evals, rainbow_one_call.evals)
+    assert leaves_equal(resumed.params, rainbow_one_call.params)
 
 
 @pytest.mark.parametrize("config", [RAINBOW, QR_MUNCHAUSEN], ids=["rainbow", "qr_munchausen"])
@@ -100,7 +92,7 @@ def test_vmap_equals_single_runs_and_the_same_key_repeats(config):
                 batched.metrics[name][i], one.metrics[name], rtol=0.05, err_msg=name
             )
         again = single(KEYS[i], hp)
-        assert _leaves_equal(one, again)
+        assert leaves_equal(one, again)
     loss = np.asarray(batched.metrics["loss"])
     assert not np.allclose(loss[0], loss[1])  # the seeds differ
     # each seed has its own sum tree (levels leaves first, the root last, each with a

@@ -4,23 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import leaves_equal
 
 from purejaxdqn import DQNConfig, hparams_in_axes, make_train
 from purejaxdqn.core import replay
 from purejaxdqn.run.experiment import run_experiment
-
-
-def _numpy(x) -> np.ndarray:
-    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-        x = jax.random.key_data(x)
-    return np.asarray(x)
-
-
-def _leaves_equal(a, b) -> bool:
-    return all(
-        np.array_equal(_numpy(x), _numpy(y), equal_nan=True)
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    )
 
 
 def _count_primitive(jaxpr, name: str) -> int:
@@ -65,7 +53,7 @@ def test_same_key_gives_identical_results(tiny_single, tiny_config):
     hp = tiny_config.hparams()
     first = tiny_single(jax.random.key(7), hp)
     second = tiny_single(jax.random.key(7), hp)
-    assert _leaves_equal(first, second)
+    assert leaves_equal(first, second)
 
 
 def test_vmap_over_seeds_equals_single_runs(three_seed_run, tiny_single, tiny_config):

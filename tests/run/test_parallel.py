@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY, all_close
+from conftest import TINY, all_close, leaves_equal
 from second_program import ARMS, bandit_hparams, make_bandit_program
 
 from purejaxdqn import make_train, make_train_program
@@ -49,18 +49,8 @@ DQN_SOURCE = (
 )
 
 
-def _leaves_equal(a, b) -> bool:
-    """Same leaves, dtypes and values (typed PRNG keys compared by their key data)."""
-    a, b = jax.tree.leaves(states.keys_as_data(a)), jax.tree.leaves(states.keys_as_data(b))
-    return len(a) == len(b) and all(
-        np.asarray(x).dtype == np.asarray(y).dtype
-        and np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
-        for x, y in zip(a, b, strict=True)
-    )
-
-
 def _outputs_equal(first, second) -> bool:
-    return _leaves_equal(
+    return leaves_equal(
         (first.metrics, first.evals, first.params), (second.metrics, second.evals, second.params)
     )
 
@@ -223,13 +213,13 @@ def test_codec_round_trips_typed_keys_of_two_impls_and_zero_size_leaves(rows):
     assert [jax.random.key_impl(k) for k in back["keys"]] == [
         jax.random.key_impl(k) for k in state["keys"]
     ]
-    assert _leaves_equal(states.flatten(back), leaves)
+    assert leaves_equal(states.flatten(back), leaves)
     # keys as data: the shapes of what flatten makes, and back without wrapping
     data = states.data_shapes(shapes)
     assert [leaf.shape for leaf in jax.tree.leaves(data)] == [
         leaf.shape[len(rows) :] for leaf in leaves
     ]
-    assert _leaves_equal(states.unflatten(leaves, data), states.keys_as_data(state))
+    assert leaves_equal(states.unflatten(leaves, data), states.keys_as_data(state))
     # a flat list flattens to itself
     assert states.flatten(leaves) == leaves
 
@@ -247,7 +237,7 @@ def test_codec_rebuilds_keys_inside_jit_and_refuses_a_wrong_count():
     moved = next_keys(states.flatten(state))
     split = jax.vmap(lambda k: jax.random.split(k)[0])
     expected = states.flatten({**state, "keys": tuple(split(k) for k in state["keys"])})
-    assert _leaves_equal(moved, expected)
+    assert leaves_equal(moved, expected)
     with pytest.raises(ValueError, match="4 state arrays given for a runner state of 5"):
         states.unflatten(states.flatten(state)[:4], shapes)
 
@@ -259,9 +249,9 @@ def test_checkpoints_save_and_restore_through_the_codec(tmp_path):
     Checkpointer(tmp_path, identity).save(1, state, {"x": np.zeros((2, 1))}, {})  # a tree
     point = checkpoint.restore(tmp_path, shapes, expected=identity)  # typed shapes
     assert jax.tree.structure(point.resume.states) == jax.tree.structure(state)
-    assert _leaves_equal(point.resume.states, states.keys_as_data(state))
+    assert leaves_equal(point.resume.states, states.keys_as_data(state))
     back = states.unflatten(states.flatten(point.resume.states), shapes)
-    assert _leaves_equal(back, state)
+    assert leaves_equal(back, state)
     assert [str(key.dtype) for key in back["keys"]] == ["key<fry>", "key<rbg>"]
 
 
@@ -287,9 +277,9 @@ def test_second_program_runs_every_row_as_its_single_run(bandit, bandit_one_call
     for row in range(4):
         hp = bandit_hparams(BANDIT_HP["step"]["size"][row], BANDIT_HP["noise"])
         state, metrics, evals = train(BANDIT_KEYS[row], hp)
-        assert _leaves_equal(metrics, {k: v[row] for k, v in out.metrics.items()})
-        assert _leaves_equal(evals, {k: v[row] for k, v in out.evals.items()})
-        assert _leaves_equal(state["params"], {"w": out.params["w"][row]})
+        assert leaves_equal(metrics, {k: v[row] for k, v in out.metrics.items()})
+        assert leaves_equal(evals, {k: v[row] for k, v in out.evals.items()})
+        assert leaves_equal(state["params"], {"w": out.params["w"][row]})
     assert len({tuple(row) for row in out.params["w"]}) == 4  # four different runs
 
 
@@ -325,7 +315,7 @@ def test_second_program_resumes_from_a_checkpoint_bitwise(bandit, bandit_one_cal
     assert partial.periods_done == 2 and partial.metrics["env_steps"].shape == (4, 2)
     like = state_shapes(bandit, BANDIT_HP)
     point = checkpoint.restore(tmp_path / "2", like, expected=identity)
-    assert _leaves_equal(point.resume.states, saved[2])  # every leaf, both keys included
+    assert leaves_equal(point.resume.states, saved[2])  # every leaf, both keys included
     assert point.resume.states["history"].shape == (4, 0)
     resumed = execute(bandit, BANDIT_KEYS, BANDIT_HP, resume=point.resume)
     assert (resumed.periods_done, resumed.periods_run) == (4, 2)
@@ -405,11 +395,11 @@ def test_chunked_equals_one_call_bitwise(tiny_program, one_call):
     )
     assert [c.periods_done for c in seen] == [1, 2, 3, 4]
     assert [c.evals["return"].shape[1] for c in seen] == [0, 1, 0, 1]
-    assert _leaves_equal(chunked.metrics, one_call.metrics)
-    assert _leaves_equal(chunked.evals, one_call.evals)
-    assert _leaves_equal(chunked.params, one_call.params)
+    assert leaves_equal(chunked.metrics, one_call.metrics)
+    assert leaves_equal(chunked.evals, one_call.evals)
+    assert leaves_equal(chunked.params, one_call.params)
     two = execute(tiny_program, KEYS, TINY.hparams(), periods_per_chunk=2)
-    assert _leaves_equal(two.metrics, one_call.metrics)
+    assert leaves_equal(two.metrics, one_call.metrics)
     with pytest.raises(ValueError, match="periods_per_chunk=3"):
         execute(tiny_program, KEYS, TINY.hparams(), periods_per_chunk=3)
 
@@ -438,14 +428,14 @@ def test_checkpoint_restores_every_leaf_and_resume_is_bitwise(tiny_program, one_
     assert checkpoint.latest(tmp_path) == 2
     point = checkpoint.restore(tmp_path, state_shapes(tiny_program, TINY.hparams()))
     assert point.manifest["periods_done"] == 2 and point.manifest["num_seeds"] == 3
-    assert _leaves_equal(point.resume.states, saved["states"])  # every leaf, keys included
+    assert leaves_equal(point.resume.states, saved["states"])  # every leaf, keys included
     like = state_shapes(tiny_program, TINY.hparams())
     assert jax.tree.structure(point.resume.states) == jax.tree.structure(like)
     resumed = execute(tiny_program, KEYS, TINY.hparams(), resume=point.resume)
     assert resumed.periods_done == 4 and resumed.periods_run == 2
-    assert _leaves_equal(resumed.metrics, one_call.metrics)
-    assert _leaves_equal(resumed.evals, one_call.evals)
-    assert _leaves_equal(resumed.params, one_call.params)
+    assert leaves_equal(resumed.metrics, one_call.metrics)
+    assert leaves_equal(resumed.evals, one_call.evals)
+    assert leaves_equal(resumed.params, one_call.params)
 
 
 def test_run_too_large_for_the_device_fails_before_compiling(tiny_program, monkeypatch):
