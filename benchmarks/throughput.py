@@ -5,6 +5,7 @@ r"""Seed-scaling throughput: env steps/s and memory of N seeds in one compiled p
     python benchmarks/throughput.py --seeds 1 2 --cartpole-timesteps 20000 \
         --minatar-timesteps 4000 --results-dir /tmp/tp_results        # quick smoke run
     python benchmarks/throughput.py --components --env CartPole-v1 --seeds 1 16
+    python benchmarks/throughput.py --components prioritized c51 --env CartPole-v1 --seeds 1
 
 For every env and seed count N it trains N seeds the way `run_experiment` does
 (`run.execute`: keys `jax.random.split(jax.random.key(seed), N)`, one compiled
@@ -300,7 +301,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "dqn": {},
     "double": {"double_q": True},
     "dueling": {"dueling": True},
-    "n_step 3": {"n_step": 3},
+    "n_step_3": {"n_step": 3},
     "prioritized": {"prioritized_replay": True},
     "c51": {"distributional": "c51"},
     "qr": {"distributional": "qr"},
@@ -329,6 +330,11 @@ COMPONENT_COLUMNS = [
 ]
 
 
+def selected_components(names: list[str]) -> dict[str, dict[str, Any]]:
+    """The `COMPONENTS` named (all if none), plain DQN first as the reference."""
+    return {k: v for k, v in COMPONENTS.items() if not names or k == "dqn" or k in names}
+
+
 def component_rows(config: DQNConfig, args: argparse.Namespace) -> list[dict[str, Any]]:
     """One row per component and seed count: env steps/s at gradient_steps=1 and the time
     of one update from the difference to a run with `EXTRA_GRADIENT_STEPS` more.
@@ -337,7 +343,7 @@ def component_rows(config: DQNConfig, args: argparse.Namespace) -> list[dict[str
     rows = []
     for num_seeds in args.seeds:
         reference: dict[str, Any] = {}
-        for name, changes in COMPONENTS.items():
+        for name, changes in selected_components(args.components).items():
             variant = base.replace(**changes)
             more = variant.replace(gradient_steps=1 + EXTRA_GRADIENT_STEPS)
             one = run_point(variant, num_seeds, args.seed, args.max_runs_per_device)
@@ -379,7 +385,7 @@ def main_components(configs: dict[str, DQNConfig], args: argparse.Namespace) -> 
         **run_metadata(),
         "device_slug": device_slug(),
         "seed": args.seed,
-        "components": COMPONENTS,
+        "components": selected_components(args.components),
         "configs": {
             env_id: c.replace(buffer_size=COMPONENT_BUFFER).to_dict()
             for env_id, c in configs.items()
@@ -424,8 +430,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument(
         "--components",
-        action="store_true",
-        help="one row per DQN-family component against plain DQN (see the module docstring)",
+        nargs="*",
+        metavar="NAME",
+        choices=list(COMPONENTS),
+        help="one row per DQN-family component against plain DQN (see the module "
+        f"docstring): the ones named (of {list(COMPONENTS)}; 'dqn' is always run), or all",
     )
     args = parser.parse_args(argv)
     args.seeds = sorted(set(args.seeds))
@@ -434,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
 
     configs = {env_id: bench_config(env_id, args) for env_id in args.env}
     print(f"device: {device_description()}")
-    if args.components:
+    if args.components is not None:
         main_components(configs, args)
         return
     for c in configs.values():
