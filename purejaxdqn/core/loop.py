@@ -23,8 +23,7 @@ same results as one `train` call.
 
 Schedules are driven by the iteration index, which comes from the scan's `xs` and is the
 same for every seed: under `jax.vmap(train)` it stays unbatched, so the `lax.cond`s on it
-stay real branches instead of becoming selects that run both sides, and the loop over the
-gradient steps (0 trips before learning starts) keeps one trip count for every seed.
+stay real branches instead of becoming selects that run both sides.
 """
 
 from __future__ import annotations
@@ -295,43 +294,27 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         state: RunnerState, hp: HParams, iteration: jax.Array, key: jax.Array
     ) -> tuple[RunnerState, jax.Array, jax.Array]:
         """`gradient_steps` updates (sample, loss, optimizer step, priorities back to the
-        replay) once past the warm-up, none before; then a target update if one is due.
-
-        The updates run in one `while_loop` whose trip count is 0 during the warm-up, not
-        under a `lax.cond` between learning and not: a cond returning the replay state
-        from one branch and its update from the other makes XLA copy the priority tree
-        every iteration. `iteration` is unbatched under vmap, so the count stays a real
-        loop bound. The losses are stacked and summed as a scan of the updates would.
+        replay), then a target update if one is due.
         """
         optimizer = make_optimizer(config, hp)
         loss_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
         params_of_replay = replay_params(iteration, hp)
-        steps = config.gradient_steps
-        keys = key[None] if steps == 1 else jax.random.split(key, steps)
-        learning = iteration >= prefill
 
-        def update(carry: tuple) -> tuple:
-            i, params, opt_state, buffer, losses, q_means = carry
-            sample_key = keys[i]
+        def update(carry: tuple, sample_key: jax.Array) -> tuple[tuple, tuple]:
+            params, opt_state, buffer = carry
             sample = replay.sample(buffer, sample_key, config.batch_size, params_of_replay)
             loss_key = jax.random.fold_in(sample_key, LOSS_KEY_DATA)
             (loss, aux), grads = loss_and_grad(params, state.target_params, sample, hp, loss_key)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             buffer = replay.update(buffer, sample.indices, aux.td_error, params_of_replay)
-            losses, q_means = losses.at[i].set(loss), q_means.at[i].set(aux.q_mean)
-            return i + 1, params, opt_state, buffer, losses, q_means
+            return (params, opt_state, buffer), (loss, aux.q_mean)
 
-        zeros = jnp.zeros((steps,), jnp.float32)
-        trips = jnp.where(learning, steps, 0)
-        _, params, opt_state, buffer, losses, q_means = jax.lax.while_loop(
-            lambda carry: carry[0] < trips,
-            update,
-            (jnp.zeros((), jnp.int32), state.params, state.opt_state, state.buffer, zeros, zeros),
+        (params, opt_state, buffer), (losses, q_means) = _repeat(
+            update, (state.params, state.opt_state, state.buffer), key, config.gradient_steps
         )
         target_params = jax.lax.cond(
-            learning
-            & target_update_due(iteration, steps_per_iteration, config.target_update_interval),
+            target_update_due(iteration, steps_per_iteration, config.target_update_interval),
             lambda: polyak_update(params, state.target_params, hp.tau),
             lambda: state.target_params,
         )
@@ -348,7 +331,12 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         state = state._replace(key=key)
         epsilon = epsilon_for(iteration, hp)
         state, stats = collect(state, stats, epsilon, collect_key)
-        state, loss_sum, q_sum = learn(state, hp, iteration, learn_key)
+        state, loss_sum, q_sum = jax.lax.cond(
+            iteration >= prefill,
+            lambda s: learn(s, hp, iteration, learn_key),
+            lambda s: (s, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)),
+            state,
+        )
         learned = (iteration >= prefill).astype(jnp.int32) * config.gradient_steps
         nonfinite = ~(jnp.isfinite(loss_sum) & jnp.isfinite(q_sum))
         stats = stats._replace(
