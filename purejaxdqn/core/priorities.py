@@ -68,11 +68,6 @@ def level_sizes(num_items: int, fanout: int = FANOUT) -> tuple[int, ...]:
     return (*sizes, 1)
 
 
-def leaves_for(num_items: int, fanout: int = FANOUT) -> int:
-    """The number of leaves of a tree over `num_items` items: a multiple of `fanout`."""
-    return level_sizes(num_items, fanout)[0]
-
-
 def init(num_items: int, fanout: int = FANOUT) -> Tree:
     """A tree of `num_items` zero priorities (a tuple of float32 arrays, leaves first)."""
     return tuple(jnp.zeros((size,), jnp.float32) for size in level_sizes(num_items, fanout))
