@@ -58,6 +58,7 @@ from common import (
 from purejaxdqn import DQNConfig, get_preset, make_train
 from purejaxdqn.cli.options import parse_max_runs
 from purejaxdqn.core.loop import make_train_program
+from purejaxdqn.core.presets import RAINBOW_COMPONENTS
 from purejaxdqn.core.replay import nbytes as replay_nbytes
 from purejaxdqn.envs.spec import make_env
 from purejaxdqn.outputs.report import device_description
@@ -307,14 +308,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "qr": {"distributional": "qr"},
     "noisy": {"noisy": True},
     "munchausen": {"munchausen": True},
-    "rainbow": {
-        "double_q": True,
-        "dueling": True,
-        "n_step": 3,
-        "prioritized_replay": True,
-        "distributional": "c51",
-        "noisy": True,
-    },
+    "rainbow": RAINBOW_COMPONENTS,  # all six, with Rainbow's settings (the preset's)
 }
 COMPONENT_BUFFER = 100_000
 EXTRA_GRADIENT_STEPS = 2  # gradient_steps 1 + 2 against 1: the cost of 2 updates more
