@@ -32,6 +32,7 @@ from purejaxdqn.program import Capabilities
 from purejaxdqn.program import hparams_in_axes as hparams_in_axes  # re-exported (old home)
 
 if TYPE_CHECKING:
+    from purejaxdqn.core.networks import QNetwork
     from purejaxdqn.program import TrainProgram
 
 EXPLORATION_SCHEDULES = ("linear", "exponential")
@@ -124,8 +125,88 @@ def _option(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+class ConfigBase:
+    """What every algorithm's config shares (`DQNConfig`, `PQNConfig`): a frozen dataclass
+    whose fields are declared with `_option`, checked on creation (`check_fields`, then the
+    class's `validate_fields`), with its traced fields as the hyperparameter pytree.
+    Subclasses set `ALGO` (the `--algo` name) and `LOG_SCALE_HPARAMS`.
+    """
+
+    ALGO: ClassVar[str]
+    LOG_SCALE_HPARAMS: ClassVar[frozenset[str]]
+
+    def __post_init__(self) -> None:
+        # numpy scalars (np.int64(8), np.float32(0.5), np.bool_(True)) become Python ones, so
+        # a valid config compares, hashes and serialises to JSON like a hand-typed one.
+        for field in dataclasses.fields(self):
+            value = _python_scalar(getattr(self, field.name))
+            if isinstance(value, tuple):
+                value = tuple(_python_scalar(v) for v in value)
+            object.__setattr__(self, field.name, value)
+        check_fields(self)
+        self.validate_fields()
+
+    def validate_fields(self) -> None:
+        """Check the rules between fields (after `check_fields`); raise a ValueError."""
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with `changes` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary of every field (tuples as lists)."""
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Inverse of `to_dict`; unknown keys and values the class rejects raise ValueError."""
+        name = cls.__name__
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"{name} data of type {type(data).__name__} is not allowed: must be a dict "
+                "of field values"
+            )
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names, key=str)
+        if unknown:
+            raise ValueError(f"unknown {name} fields {unknown}; allowed: {sorted(names)}")
+        tuples = {r.name for r in _rules(cls) if r.kind is tuple}
+        data = {  # JSON has lists, not tuples
+            k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in data.items()
+        }
+        return cls(**data)
+
+    def hparams(self, **overrides: Any) -> Any:
+        """The traced hyperparameters of this config, with optional overrides.
+
+        Overrides may be arrays (e.g. one value per seed, to vmap over); every value is
+        checked against its allowed range.
+        """
+        return make_hparams(self, **overrides)
+
+    def hparam_names(self) -> tuple[str, ...]:
+        """The traced hyperparameters, the names `hparams` takes as overrides."""
+        return traced_names(type(self))
+
+    def check_hparams(self, hparams: Any, num_runs: int | None = None) -> Any:
+        """`check_hparams(hparams, num_runs)`: hand-built hyperparameters, range-checked."""
+        return _check_hparams_of(type(self), hparams, num_runs)
+
+    def program_capabilities(self, env: Any = None) -> Capabilities:
+        """What `make_program` declares, from the env id alone: a bridged simulator pool
+        (envpool, gymnasium) runs in one call on one device and cannot be exported or
+        checkpointed; a gymnax env (or an env object) can do everything.
+        """
+        from purejaxdqn.envs.bridge import is_bridged
+
+        if env is None and is_bridged(self.env_id):
+            return Capabilities(single_device=True, checkpointable=False, exportable=False)
+        return Capabilities()
+
+
 @dataclasses.dataclass(frozen=True)
-class DQNConfig:
+class DQNConfig(ConfigBase):
     """Every option of a DQN run. Defaults are the classic CartPole DQN configuration.
 
     Env steps are counted as single-environment transitions: one vectorized step of
@@ -366,15 +447,10 @@ class DQNConfig:
         allowed="finite",
     )
 
-    def __post_init__(self) -> None:
-        # numpy scalars (np.int64(8), np.float32(0.5), np.bool_(True)) become Python ones, so
-        # a valid config compares, hashes and serialises to JSON like a hand-typed one.
-        for field in dataclasses.fields(self):
-            object.__setattr__(self, field.name, _python_scalar(getattr(self, field.name)))
-        if isinstance(self.hidden_sizes, tuple):
-            sizes = tuple(_python_scalar(h) for h in self.hidden_sizes)
-            object.__setattr__(self, "hidden_sizes", sizes)
-        check_fields(self)
+    ALGO: ClassVar[str] = "dqn"
+
+    def validate_fields(self) -> None:
+        """`validate(self)`: the rules between fields."""
         validate(self)
 
     @property
@@ -407,53 +483,10 @@ class DQNConfig:
         """Greedy evaluations per run."""
         return self.num_log_points // self.eval_every if self.eval_every else 0
 
-    def replace(self, **changes: Any) -> DQNConfig:
-        """A copy with `changes` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary of every field."""
-        out = dataclasses.asdict(self)
-        out["hidden_sizes"] = list(self.hidden_sizes)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DQNConfig:
-        """Inverse of `to_dict`; unknown keys and values `DQNConfig` rejects raise ValueError."""
-        if not isinstance(data, dict):
-            raise ValueError(
-                f"DQNConfig data of type {type(data).__name__} is not allowed: must be a dict "
-                "of field values"
-            )
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names, key=str)
-        if unknown:
-            raise ValueError(f"unknown DQNConfig fields {unknown}; allowed: {sorted(names)}")
-        data = dict(data)
-        if isinstance(data.get("hidden_sizes"), list):  # JSON has lists, not tuples
-            data["hidden_sizes"] = tuple(data["hidden_sizes"])
-        return cls(**data)
-
-    def hparams(self, **overrides: Any) -> HParams:
-        """The traced hyperparameters of this config, with optional overrides.
-
-        Overrides may be arrays (e.g. one value per seed, to vmap over); every value is
-        checked against its allowed range.
-        """
-        return make_hparams(self, **overrides)
-
     # --- the runtime's view of an algorithm config (`purejaxdqn.program.AlgorithmConfig`)
     LOG_SCALE_HPARAMS: ClassVar[frozenset[str]] = frozenset(
         {"learning_rate", "huber_delta", "max_grad_norm", "munchausen_tau"}
     )
-
-    def hparam_names(self) -> tuple[str, ...]:
-        """The traced hyperparameters, the names `hparams` takes as overrides."""
-        return traced_names(type(self))
-
-    def check_hparams(self, hparams: Any, num_runs: int | None = None) -> HParams:
-        """`check_hparams(hparams, num_runs)`: hand-built hyperparameters, range-checked."""
-        return _check_hparams_of(type(self), hparams, num_runs)
 
     def unused_hparams(self) -> dict[str, str]:
         """Traced hyperparameters this config's static choices leave unused, each with
@@ -473,22 +506,17 @@ class DQNConfig:
             unused["eval_epsilon"] = "evaluation is off (eval_every=0)"
         return unused
 
+    def q_network(self, obs_shape: tuple[int, ...], num_actions: int) -> QNetwork:
+        """The Q-network of this config for observations of `obs_shape`."""
+        from purejaxdqn.core.loop import q_network_for
+
+        return q_network_for(self, obs_shape, num_actions)
+
     def make_program(self, env: Any = None, env_params: Any = None) -> TrainProgram:
         """`make_train_program(self, env, env_params)`."""
         from purejaxdqn.core.loop import make_train_program
 
         return make_train_program(self, env, env_params)
-
-    def program_capabilities(self, env: Any = None) -> Capabilities:
-        """What `make_program` declares, from the env id alone: a bridged simulator pool
-        (envpool, gymnasium) runs in one call on one device and cannot be exported or
-        checkpointed; a gymnax env (or an env object) can do everything.
-        """
-        from purejaxdqn.envs.bridge import is_bridged
-
-        if env is None and is_bridged(self.env_id):
-            return Capabilities(single_device=True, checkpointable=False, exportable=False)
-        return Capabilities()
 
 
 # --- checks of single fields, as declared ---------------------------------------------
@@ -664,7 +692,7 @@ def hparams_type(config_type: type) -> type:
 # --- the traced hyperparameters -------------------------------------------------------
 
 
-def make_hparams(config: DQNConfig, **overrides: Any) -> HParams:
+def make_hparams(config: Any, **overrides: Any) -> Any:
     """Build `HParams` from `config`, replacing fields named in `overrides`; validate all.
 
     Raises:
@@ -679,7 +707,7 @@ def make_hparams(config: DQNConfig, **overrides: Any) -> HParams:
             f"unknown hyperparameter(s) {unknown}; traced hyperparameters are {list(names)}"
         )
     values = {name: getattr(config, name) for name in names}
-    if values["max_grad_norm"] is None:
+    if "max_grad_norm" in values and values["max_grad_norm"] is None:
         if "max_grad_norm" in overrides:
             raise ValueError(
                 "max_grad_norm override given but config.max_grad_norm is None (clipping is "

@@ -38,10 +38,19 @@ import optax
 from purejaxdqn.checks import check_int
 from purejaxdqn.core import rng
 from purejaxdqn.core.config import DQNConfig, HParams
-from purejaxdqn.core.evaluate import NOISE_KEY_DATA, make_evaluate
+from purejaxdqn.core.evaluate import NOISE_KEY_DATA
 from purejaxdqn.core.exploration import epsilon_at, epsilon_greedy
 from purejaxdqn.core.losses import make_loss, polyak_update, target_update_due
 from purejaxdqn.core.networks import QNetwork, head_config, make_q_network
+from purejaxdqn.core.periods import (
+    TrainResult,
+    all_finite,
+    make_greedy_evaluation,
+    make_run_periods,
+    mean_or_nan,
+    step_episodes,
+)
+from purejaxdqn.core.periods import make_train as make_train_from_parts
 from purejaxdqn.core.replay import ReplayBuffer, ReplayParams, make_replay
 from purejaxdqn.envs.spec import make_env, vector_reset, vector_step
 from purejaxdqn.program import NONFINITE_STEP, TrainProgram
@@ -85,28 +94,12 @@ class PeriodStats(NamedTuple):
     first_nonfinite: jax.Array  # first iteration whose loss or Q-value was not finite, or -1
 
 
-class TrainResult(NamedTuple):
-    """Final runner state, per-log-point metrics and per-evaluation results.
-
-    `metrics` values have shape (num_log_points,) and `evals` values (num_evals,) or
-    (num_evals, eval_episodes), with leading seed/setting axes added by `vmap`.
-    """
-
-    runner_state: RunnerState
-    metrics: dict[str, jax.Array]
-    evals: dict[str, jax.Array]
-
-
 TrainFn = Callable[[jax.Array, HParams], TrainResult]
 
 
 def _zero_stats() -> PeriodStats:
     f32, i32 = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
     return PeriodStats(f32, f32, i32, f32, f32, i32, f32, jnp.full((), -1, jnp.int32))
-
-
-def _mean_or_nan(total: jax.Array, count: jax.Array) -> jax.Array:
-    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
 
 
 def _repeat(body: Callable, carry: Any, key: jax.Array, times: int) -> tuple[Any, Any]:
@@ -204,17 +197,7 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
     loss_fn = make_loss(config, network)
     steps_per_iteration = config.steps_per_iteration
     prefill = config.prefill_iterations
-    evaluate = None
-    if config.num_evals:
-        max_steps = config.eval_max_steps or spec.max_episode_steps
-        if max_steps is None:
-            raise ValueError(
-                f"eval_max_steps=None is not allowed for env {spec.env_id!r}: its params have "
-                "no max_steps_in_episode; set eval_max_steps or eval_every=0"
-            )
-        evaluate = make_evaluate(
-            spec.evaluation(), network, config.eval_episodes, max_steps, config.noisy_eval
-        )
+    evaluate = make_greedy_evaluation(config, spec, network, config.noisy_eval)
 
     def epsilon_for(iteration: jax.Array, hp: HParams) -> jax.Array:
         scheduled = epsilon_at(
@@ -270,20 +253,20 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
             buffer = replay.add(
                 state.buffer, state.obs, action, reward, terminated, truncated, final_obs, valid
             )
-            episode_return = state.episode_return + reward
-            episode_length = state.episode_length + (1 if valid is None else valid)
-            done = terminated | truncated
+            episode_return, episode_length, (returns, lengths, ended) = step_episodes(
+                state.episode_return, state.episode_length, reward, terminated | truncated, valid
+            )
             stats = stats._replace(
-                return_sum=stats.return_sum + jnp.sum(jnp.where(done, episode_return, 0.0)),
-                length_sum=stats.length_sum + jnp.sum(jnp.where(done, episode_length, 0)),
-                episodes=stats.episodes + jnp.sum(done, dtype=jnp.int32),
+                return_sum=stats.return_sum + returns,
+                length_sum=stats.length_sum + lengths,
+                episodes=stats.episodes + ended,
             )
             state = state._replace(
                 buffer=buffer,
                 env_state=env_state,
                 obs=obs,
-                episode_return=jnp.where(done, 0.0, episode_return),
-                episode_length=jnp.where(done, 0, episode_length),
+                episode_return=episode_return,
+                episode_length=episode_length,
             )
             return (state, stats), None
 
@@ -361,19 +344,17 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         )
         # Divergence: a non-finite update shows in its loss or Q-value at once; parameters
         # are checked once per period as well (a flag per period, nothing per step).
-        params_finite = jnp.all(
-            jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(state.params)])
-        )
+        params_finite = all_finite(state.params)
         first_nonfinite = jnp.where(
             (stats.first_nonfinite < 0) & ~params_finite, iterations[-1], stats.first_nonfinite
         )
         metrics = {
             "env_steps": (first + per_log) * steps_per_iteration,
-            "episode_return": _mean_or_nan(stats.return_sum, stats.episodes),
-            "episode_length": _mean_or_nan(stats.length_sum.astype(jnp.float32), stats.episodes),
+            "episode_return": mean_or_nan(stats.return_sum, stats.episodes),
+            "episode_length": mean_or_nan(stats.length_sum.astype(jnp.float32), stats.episodes),
             "episodes": stats.episodes,
-            "loss": _mean_or_nan(stats.loss_sum, stats.updates),
-            "q_value": _mean_or_nan(stats.q_sum, stats.updates),
+            "loss": mean_or_nan(stats.loss_sum, stats.updates),
+            "q_value": mean_or_nan(stats.q_sum, stats.updates),
             # taken from inside the loop: recomputed out here, XLA may round it differently
             # depending on how a chunk's program is fused
             "epsilon": stats.epsilon,
@@ -384,57 +365,8 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         }
         return state, metrics
 
-    def period_step(
-        state: RunnerState, period: jax.Array, hp: HParams
-    ) -> tuple[RunnerState, tuple[dict, dict]]:
-        """One log period, then a greedy evaluation if this period ends an eval block.
-
-        `period` is unbatched (it comes from the scan's `xs`), so the evaluation's cond
-        stays a real branch under vmap. Periods without an evaluation output zeros there.
-        """
-        state, metrics = log_period(state, period, hp)
-        if evaluate is None:
-            return state, (metrics, {})
-
-        def run_evaluation() -> dict[str, jax.Array]:
-            block = period // config.eval_every
-            episodes = evaluate(
-                state.params, jax.random.fold_in(state.eval_key, block), hp.eval_epsilon
-            )
-            return {
-                "env_steps": metrics["env_steps"],
-                "return": episodes["returns"].mean(),
-                "length": episodes["lengths"].astype(jnp.float32).mean(),
-                "episode_returns": episodes["returns"],
-            }
-
-        shapes = jax.eval_shape(run_evaluation)
-        evals = jax.lax.cond(
-            (period + 1) % config.eval_every == 0,
-            run_evaluation,
-            lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
-        )
-        return state, (metrics, evals)
-
-    def run_periods(
-        state: RunnerState, hparams: HParams, periods: jax.Array
-    ) -> tuple[RunnerState, dict, dict]:
-        like = state.key  # on CPU the loop draws with FAST_THREEFRY: the same numbers, faster
-        fast_key, fast_eval_key = rng.maybe_to_fast(state.key), rng.maybe_to_fast(state.eval_key)
-        state = state._replace(key=fast_key, eval_key=fast_eval_key)
-        state, (metrics, evals) = jax.lax.scan(
-            lambda s, p: period_step(s, p, hparams), state, periods
-        )
-        state = state._replace(
-            key=rng.from_fast(state.key, like), eval_key=rng.from_fast(state.eval_key, like)
-        )
-        return state, metrics, evals
-
-    def train(key: jax.Array, hparams: HParams) -> TrainResult:
-        state = init(key, hparams)
-        state, metrics, evals = run_periods(state, hparams, jnp.arange(config.num_log_points))
-        due = slice(config.eval_every - 1, None, config.eval_every)
-        return TrainResult(state, metrics, {name: value[due] for name, value in evals.items()})
+    run_periods = make_run_periods(log_period, evaluate, config.eval_every)
+    train = make_train_from_parts(init, run_periods, config.num_log_points, config.eval_every)
 
     return TrainProgram(
         init=init,

@@ -31,6 +31,16 @@ from purejaxdqn import backend
 NOISE = "noise"
 
 DISTRIBUTIONAL = ("none", "c51", "qr")
+# What follows each hidden layer (dense or convolution) before its ReLU: nothing, or a
+# LayerNorm over its features (PQN's networks; Gallici et al., 2025).
+NORMS = ("none", "layer_norm")
+
+
+def _normalise(x: jnp.ndarray, norm: str) -> jnp.ndarray:
+    """`x` through a LayerNorm over its last axis when `norm` is 'layer_norm' (inside a
+    compact module), else unchanged.
+    """
+    return nn.LayerNorm()(x) if norm == "layer_norm" else x
 
 
 class HeadConfig(NamedTuple):
@@ -184,13 +194,16 @@ def _unflatten(outputs: HeadOutputs, batch_shape: tuple[int, ...]) -> HeadOutput
 
 
 class MLPQNetwork(nn.Module):
-    """Fully connected Q-network over flattened observations."""
+    """Fully connected Q-network over flattened observations (with `norm='layer_norm'`, a
+    LayerNorm after each hidden layer, before its ReLU).
+    """
 
     num_actions: int
     hidden_sizes: Sequence[int] = (120, 84)
     dueling: bool = False
     obs_ndim: int = 1
     head: HeadConfig = PLAIN_HEAD
+    norm: str = "none"
 
     def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
         """Q-values for a batch of observations of shape (*batch, *obs_shape)."""
@@ -202,7 +215,7 @@ class MLPQNetwork(nn.Module):
         batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
         x = obs.astype(jnp.float32).reshape(*batch_shape, -1)
         for width in self.hidden_sizes:
-            x = nn.relu(nn.Dense(width)(x))
+            x = nn.relu(_normalise(nn.Dense(width)(x), self.norm))
         return QHead(self.num_actions, self.dueling, self.head)(x)
 
 
@@ -272,12 +285,15 @@ def valid_conv(
 
 
 class MinAtarQNetwork(nn.Module):
-    """The MinAtar DQN network (Young & Tian, 2019): 16 3x3 filters, then dense layers."""
+    """The MinAtar DQN network (Young & Tian, 2019): 16 3x3 filters, then dense layers
+    (with `norm='layer_norm'`, a LayerNorm before every ReLU).
+    """
 
     num_actions: int
     hidden_sizes: Sequence[int] = (128,)
     dueling: bool = False
     head: HeadConfig = PLAIN_HEAD
+    norm: str = "none"
 
     def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
         """Q-values for observations of shape (*batch, H, W, C)."""
@@ -288,10 +304,10 @@ class MinAtarQNetwork(nn.Module):
         """The head's `HeadOutputs` for observations of shape (*batch, H, W, C)."""
         batch_shape = obs.shape[:-3]
         x = obs.astype(jnp.float32).reshape(-1, *obs.shape[-3:])
-        x = nn.relu(valid_conv(16, kernel_size=(3, 3), name="Conv_0")(x))
+        x = nn.relu(_normalise(valid_conv(16, kernel_size=(3, 3), name="Conv_0")(x), self.norm))
         x = x.reshape(x.shape[0], -1)
         for width in self.hidden_sizes:
-            x = nn.relu(nn.Dense(width)(x))
+            x = nn.relu(_normalise(nn.Dense(width)(x), self.norm))
         return _unflatten(QHead(self.num_actions, self.dueling, self.head)(x), batch_shape)
 
 
@@ -308,13 +324,15 @@ class NatureQNetwork(nn.Module):
     the paper; any H, W >= 36). Integer input (uint8 pixels) is cast to float32 and divided
     by 255 here; float input is used as it is. Then 32 8x8 filters stride 4, 64 4x4 stride
     2, 64 3x3 stride 1 ('VALID', ReLU each; 84 -> 20 -> 9 -> 7), flatten, dense 512 with
-    ReLU and the Q head. The convolutions are `valid_conv`s: `PatchConv` on CPU (faster
+    ReLU and the Q head (with `norm='layer_norm'`, a LayerNorm before every ReLU). The
+    convolutions are `valid_conv`s: `PatchConv` on CPU (faster
     under `jax.vmap` over seeds there), `nn.Conv` elsewhere, with the same parameters.
     """
 
     num_actions: int
     dueling: bool = False
     head: HeadConfig = PLAIN_HEAD
+    norm: str = "none"
 
     def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
         """Q-values of shape (*batch, num_actions) for observations (*batch, H, W, C)."""
@@ -331,9 +349,9 @@ class NatureQNetwork(nn.Module):
             x = x.astype(jnp.float32)
         for index, (features, side, stride) in enumerate(NATURE_CONVS):
             conv = valid_conv(features, (side, side), (stride, stride), name=f"Conv_{index}")
-            x = nn.relu(conv(x))
+            x = nn.relu(_normalise(conv(x), self.norm))
         x = x.reshape(x.shape[0], -1)
-        x = nn.relu(nn.Dense(512)(x))
+        x = nn.relu(_normalise(nn.Dense(512)(x), self.norm))
         return _unflatten(QHead(self.num_actions, self.dueling, self.head)(x), batch_shape)
 
 
@@ -349,13 +367,15 @@ def make_network(
     hidden_sizes: Sequence[int],
     dueling: bool,
     head: HeadConfig = PLAIN_HEAD,
+    norm: str = "none",
 ) -> nn.Module:
     """Choose the Q-network for `obs_shape`: 'mlp', 'minatar_cnn', 'nature_cnn' or 'auto'.
 
     'auto' picks 'nature_cnn' for HxWxC observations with H, W >= 36 (Atari-style pixels),
     'minatar_cnn' for smaller HxWxC ones (MinAtar's 10x10xC) and 'mlp' for everything else.
     `hidden_sizes` sets the MLP's and the MinAtar CNN's dense layers; the Nature CNN keeps
-    its single 512-unit layer. `head` chooses the head (plain by default; see `HeadConfig`).
+    its single 512-unit layer. `head` chooses the head (plain by default; see `HeadConfig`)
+    and `norm` what follows each hidden layer (`NORMS`: 'none' or 'layer_norm').
 
     Raises:
         ValueError: a CNN asked for observations it cannot take, or a `head` that
@@ -363,6 +383,8 @@ def make_network(
             the program is built, before tracing.
     """
     check_head(head)
+    if norm not in NORMS:
+        raise ValueError(f"norm={norm!r} is not allowed: must be one of {list(NORMS)}")
     if kind == "auto":
         if _is_image(obs_shape, NATURE_MIN_SIDE):
             kind = "nature_cnn"
@@ -375,16 +397,16 @@ def make_network(
                 f"needs HxWxC with H, W >= {NATURE_MIN_SIDE} (84x84xC Atari frames); use "
                 "'minatar_cnn' for smaller images, 'mlp', or 'auto'"
             )
-        return NatureQNetwork(num_actions, dueling, head=head)
+        return NatureQNetwork(num_actions, dueling, head=head, norm=norm)
     if kind == "minatar_cnn":
         if not _is_image(obs_shape, 3):
             raise ValueError(
                 f"network='minatar_cnn' is not allowed for observation shape {obs_shape}: "
                 "needs HxWxC with H, W >= 3"
             )
-        return MinAtarQNetwork(num_actions, tuple(hidden_sizes), dueling, head=head)
+        return MinAtarQNetwork(num_actions, tuple(hidden_sizes), dueling, head=head, norm=norm)
     return MLPQNetwork(
-        num_actions, tuple(hidden_sizes), dueling, obs_ndim=len(obs_shape), head=head
+        num_actions, tuple(hidden_sizes), dueling, obs_ndim=len(obs_shape), head=head, norm=norm
     )
 
 
@@ -455,6 +477,8 @@ def make_q_network(
     hidden_sizes: Sequence[int],
     dueling: bool,
     head: HeadConfig = PLAIN_HEAD,
+    norm: str = "none",
 ) -> QNetwork:
     """`make_network(...)` (same arguments and errors) as a `QNetwork`."""
-    return as_q_network(make_network(kind, obs_shape, num_actions, hidden_sizes, dueling, head))
+    network = make_network(kind, obs_shape, num_actions, hidden_sizes, dueling, head, norm)
+    return as_q_network(network)

@@ -192,14 +192,16 @@ def _is_atari(env_id: str) -> bool:
     return target is not None and bool(target.train_options.get("stack_num"))
 
 
-def _preset_name(env_id: str) -> str | None:
-    """The preset `config_for(env_id)` starts from, or None for the `DQNConfig` defaults."""
-    if env_id in PRESETS:
+def _preset_name(env_id: str, presets: dict[str, Any] = PRESETS) -> str | None:
+    """The entry of `presets` (keyed by env id, with `ATARI_PRESET` among them)
+    `config_for(env_id)` starts from, or None for the defaults.
+    """
+    if env_id in presets:
         return env_id
     if _is_atari(env_id):
         return ATARI_PRESET
     task = env_id.removeprefix(bridge.GYMNASIUM_PREFIX).removeprefix(bridge.ENVPOOL_PREFIX)
-    if task in PRESETS and not _is_atari(task):  # a raw, unstacked Atari game is no match
+    if task in presets and not _is_atari(task):  # a raw, unstacked Atari game is no match
         return task
     return None
 

@@ -1,0 +1,157 @@
+"""What every training loop does around its iterations: log periods, greedy evaluations
+every `eval_every` periods, the fast keys on CPU, and `train` as `init` then every period.
+
+A loop (`loop.make_train_program` for DQN, `pqn.make_pqn_program` for PQN) gives
+`log_period(state, period, hp) -> (state, metrics)`; `make_run_periods` adds the
+evaluation and returns the `run_periods` of a `TrainProgram`. The runner state must have
+`params`, `key` and `eval_key`, and the hyperparameters `eval_epsilon`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from purejaxdqn.core import rng
+from purejaxdqn.core.evaluate import make_evaluate
+
+
+class TrainResult(NamedTuple):
+    """Final runner state, per-log-point metrics and per-evaluation results.
+
+    `metrics` values have shape (num_log_points,) and `evals` values (num_evals,) or
+    (num_evals, eval_episodes), with leading seed/setting axes added by `vmap`.
+    """
+
+    runner_state: Any
+    metrics: dict[str, jax.Array]
+    evals: dict[str, jax.Array]
+
+
+LogPeriod = Callable[[Any, jax.Array, Any], tuple[Any, dict[str, jax.Array]]]
+
+
+def mean_or_nan(total: jax.Array, count: jax.Array) -> jax.Array:
+    """`total / count`, NaN where `count` is 0."""
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every element of every leaf of `tree` is finite (a bool scalar)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(tree)]))
+
+
+def step_episodes(
+    episode_return: jax.Array,
+    episode_length: jax.Array,
+    reward: jax.Array,
+    done: jax.Array,
+    valid: jax.Array | None,
+) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
+    """Every env's running return and length after a vector step, zeroed where an episode
+    ended (`done`), and the sums over the ended episodes: (return, length, count). A reset
+    step (`valid` False) adds no length.
+    """
+    episode_return = episode_return + reward
+    episode_length = episode_length + (1 if valid is None else valid)
+    ended = (
+        jnp.sum(jnp.where(done, episode_return, 0.0)),
+        jnp.sum(jnp.where(done, episode_length, 0)),
+        jnp.sum(done, dtype=jnp.int32),
+    )
+    return jnp.where(done, 0.0, episode_return), jnp.where(done, 0, episode_length), ended
+
+
+def make_greedy_evaluation(
+    config: Any, spec: Any, network: Any, noisy: bool = False
+) -> Callable | None:
+    """`evaluate(params, key, epsilon)` of `config.eval_episodes` episodes of at most
+    `config.eval_max_steps` (default: the env's episode limit) steps, or None when
+    `config` has no evaluations.
+
+    Raises:
+        ValueError: neither `config.eval_max_steps` nor the env gives a step limit.
+    """
+    if not config.num_evals:
+        return None
+    max_steps = config.eval_max_steps or spec.max_episode_steps
+    if max_steps is None:
+        raise ValueError(
+            f"eval_max_steps=None is not allowed for env {spec.env_id!r}: its params have "
+            "no max_steps_in_episode; set eval_max_steps or eval_every=0"
+        )
+    return make_evaluate(spec.evaluation(), network, config.eval_episodes, max_steps, noisy)
+
+
+def make_run_periods(
+    log_period: LogPeriod, evaluate: Callable | None, eval_every: int
+) -> Callable[[Any, Any, jax.Array], tuple[Any, dict, dict]]:
+    """`run_periods(state, hp, periods) -> (state, metrics, evals)`: `log_period` for each
+    period of `periods` and, after each period that ends an eval block, a greedy
+    evaluation `evaluate(params, key, epsilon)` (None: no evaluation).
+
+    `period` is unbatched (it comes from the scan's `xs`), so the evaluation's cond stays a
+    real branch under vmap. Periods without an evaluation output zeros there. The loop
+    draws with `rng.FAST_THREEFRY` keys on CPU: the same numbers, faster.
+    """
+
+    def period_step(state: Any, period: jax.Array, hp: Any) -> tuple[Any, tuple[dict, dict]]:
+        state, metrics = log_period(state, period, hp)
+        if evaluate is None:
+            return state, (metrics, {})
+
+        def run_evaluation() -> dict[str, jax.Array]:
+            block = period // eval_every
+            episodes = evaluate(
+                state.params, jax.random.fold_in(state.eval_key, block), hp.eval_epsilon
+            )
+            return {
+                "env_steps": metrics["env_steps"],
+                "return": episodes["returns"].mean(),
+                "length": episodes["lengths"].astype(jnp.float32).mean(),
+                "episode_returns": episodes["returns"],
+            }
+
+        shapes = jax.eval_shape(run_evaluation)
+        evals = jax.lax.cond(
+            (period + 1) % eval_every == 0,
+            run_evaluation,
+            lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
+        )
+        return state, (metrics, evals)
+
+    def run_periods(state: Any, hparams: Any, periods: jax.Array) -> tuple[Any, dict, dict]:
+        like = state.key
+        fast_key, fast_eval_key = rng.maybe_to_fast(state.key), rng.maybe_to_fast(state.eval_key)
+        state = state._replace(key=fast_key, eval_key=fast_eval_key)
+        state, (metrics, evals) = jax.lax.scan(
+            lambda s, p: period_step(s, p, hparams), state, periods
+        )
+        state = state._replace(
+            key=rng.from_fast(state.key, like), eval_key=rng.from_fast(state.eval_key, like)
+        )
+        return state, metrics, evals
+
+    return run_periods
+
+
+def make_train(
+    init: Callable[[jax.Array, Any], Any],
+    run_periods: Callable[[Any, Any, jax.Array], tuple[Any, dict, dict]],
+    num_log_points: int,
+    eval_every: int,
+) -> Callable[[jax.Array, Any], TrainResult]:
+    """`train(key, hp)`: `init`, then `run_periods` over every log period; the evaluation
+    rows kept are those that were due.
+    """
+
+    def train(key: jax.Array, hparams: Any) -> TrainResult:
+        state = init(key, hparams)
+        state, metrics, evals = run_periods(state, hparams, jnp.arange(num_log_points))
+        due = slice(eval_every - 1, None, eval_every)
+        return TrainResult(state, metrics, {name: value[due] for name, value in evals.items()})
+
+    return train

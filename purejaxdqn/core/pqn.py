@@ -1,0 +1,305 @@
+"""`make_pqn_program`: PQN (Gallici et al., ICLR 2025) as one pure function of (key,
+hyperparameters), on the same runtime as DQN.
+
+    train(key, hparams)
+      init: the Q-network, RAdam, environments
+      scan over log periods                          (num_log_points)
+        scan over iterations                         (iterations_per_log_point)
+          rollout: act epsilon-greedily in every env, num_steps times
+          targets: max_a Q(s'_t, a) for every step's next observation (the true final one
+              at an episode's end), then Q(lambda) returns backwards (`q_lambda_targets`)
+          learn: num_epochs passes, each a fresh shuffle of the rollout cut into
+              num_minibatches minibatches, one RAdam step on each
+        summarise the period into one row of metrics
+        every eval_every periods: greedy evaluation on separate envs
+
+No replay buffer, no target network: the targets come from the network that collected
+the rollout, before this iteration's updates. Envs come from `envs.spec` as DQN's do, so
+a bridged pool (envpool Atari) steps every seed's envs together under `jax.vmap`; its reset
+steps (`valid` False) carry no loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from purejaxdqn.core import rng
+from purejaxdqn.core.exploration import epsilon_at, epsilon_greedy
+from purejaxdqn.core.lambda_returns import q_lambda_targets
+from purejaxdqn.core.periods import (
+    TrainResult,
+    all_finite,
+    make_greedy_evaluation,
+    make_run_periods,
+    make_train,
+    mean_or_nan,
+    step_episodes,
+)
+from purejaxdqn.core.pqn_config import PQNConfig
+from purejaxdqn.envs.spec import make_env, vector_reset, vector_step
+from purejaxdqn.program import NONFINITE_STEP, TrainProgram
+
+
+class PQNState(NamedTuple):
+    """Everything the PQN loop carries from one iteration to the next."""
+
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+    key: jax.Array
+    eval_key: jax.Array
+
+
+class Rollout(NamedTuple):
+    """One iteration's transitions, (num_steps, num_envs, ...) each."""
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array  # unscaled
+    terminated: jax.Array
+    truncated: jax.Array
+    next_obs: jax.Array  # what the action led to: the true final observation at an end
+    valid: jax.Array  # False for a bridged pool's reset steps (all True for gymnax)
+
+
+class PeriodStats(NamedTuple):
+    """Sums over one log period."""
+
+    return_sum: jax.Array
+    length_sum: jax.Array
+    episodes: jax.Array
+    loss_sum: jax.Array
+    q_sum: jax.Array
+    epsilon: jax.Array  # the exploration rate of the period's last iteration
+    first_nonfinite: jax.Array  # first iteration whose loss or Q-value was not finite, or -1
+
+
+def _zero_stats() -> PeriodStats:
+    f32, i32 = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
+    return PeriodStats(f32, f32, i32, f32, f32, f32, jnp.full((), -1, jnp.int32))
+
+
+def make_pqn_optimizer(config: PQNConfig, hp: Any) -> optax.GradientTransformation:
+    """RAdam at `hp.learning_rate` (decayed linearly to 0 over the run's gradient steps when
+    `config.anneal_lr`), after global-norm clipping unless `max_grad_norm` is None.
+    """
+    learning_rate = hp.learning_rate
+    if config.anneal_lr:
+        total = config.num_updates
+
+        def learning_rate(count: jax.Array) -> jax.Array:
+            return hp.learning_rate * jnp.maximum(1.0 - count / total, 0.0)
+
+    radam = optax.radam(learning_rate)
+    if config.max_grad_norm is None:
+        return radam
+    return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), radam)
+
+
+def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None) -> TrainProgram:
+    """Build PQN's `TrainProgram` (`init`, `run_periods`, `train`) for `config`.
+
+    `train(key, hp)` is `init(key, hp)` followed by `run_periods` over every log period;
+    running the periods in consecutive equal compiled chunks gives the same results bit
+    for bit. `jax.jit(jax.vmap(train, in_axes=(0, hparams_in_axes(hp))))(keys, hp)` runs
+    one seed per key, each with its own keys and envs.
+
+    Args:
+        config: static options and the defaults of the traced hyperparameters.
+        env: optional gymnax-style environment object to use instead of `config.env_id`.
+        env_params: its params (default: `env.default_params`).
+    """
+    spec = make_env(config.env_id, env, env_params, "auto", config.env_seed)
+    network = config.q_network(spec.obs_shape, spec.num_actions)
+    evaluate = make_greedy_evaluation(config, spec, network)
+    num_envs, num_steps = config.num_envs, config.num_steps
+    rollout_size, batch = config.steps_per_iteration, config.minibatch_size
+
+    def init(key: jax.Array, hp: Any) -> PQNState:
+        net_key, env_key, loop_key, eval_key = jax.random.split(rng.maybe_to_fast(key), 4)
+        obs, env_state = vector_reset(spec, env_key, num_envs)
+        params = network.init(net_key, obs)
+        zeros = jnp.zeros((num_envs,), jnp.float32)
+        return PQNState(
+            params=params,
+            opt_state=make_pqn_optimizer(config, hp).init(params),
+            env_state=env_state,
+            obs=obs,
+            episode_return=zeros,
+            episode_length=zeros.astype(jnp.int32),
+            key=rng.from_fast(loop_key, like=key),
+            eval_key=rng.from_fast(eval_key, like=key),
+        )
+
+    def collect(
+        state: PQNState, stats: PeriodStats, epsilon: jax.Array, key: jax.Array
+    ) -> tuple[PQNState, PeriodStats, Rollout]:
+        """Step every env `num_steps` times epsilon-greedily; the rollout, time first."""
+
+        def env_step(carry: tuple, step_key: jax.Array) -> tuple[tuple, Rollout]:
+            state, stats = carry
+            act_key, env_key = jax.random.split(step_key)
+            action = epsilon_greedy(act_key, network.q_values(state.params, state.obs), epsilon)
+            obs, env_state, reward, terminated, truncated, final_obs, valid = vector_step(
+                spec, env_key, state.env_state, action
+            )
+            episode_return, episode_length, (returns, lengths, ended) = step_episodes(
+                state.episode_return, state.episode_length, reward, terminated | truncated, valid
+            )
+            stats = stats._replace(
+                return_sum=stats.return_sum + returns,
+                length_sum=stats.length_sum + lengths,
+                episodes=stats.episodes + ended,
+            )
+            valid = jnp.ones_like(terminated) if valid is None else valid
+            step = Rollout(state.obs, action, reward, terminated, truncated, final_obs, valid)
+            state = state._replace(
+                env_state=env_state,
+                obs=obs,
+                episode_return=episode_return,
+                episode_length=episode_length,
+            )
+            return (state, stats), step
+
+        (state, stats), rollout = jax.lax.scan(
+            env_step, (state, stats), jax.random.split(key, num_steps)
+        )
+        return state, stats, rollout
+
+    def targets_of(params: Any, rollout: Rollout, hp: Any) -> jax.Array:
+        """Q(lambda) targets of the rollout from the network that collected it."""
+        next_q = network.q_values(params, rollout.next_obs)  # (T, E, actions), one batch
+        return q_lambda_targets(
+            rollout.reward * hp.reward_scale,
+            rollout.terminated,
+            rollout.truncated,
+            jnp.max(next_q, axis=-1),
+            hp.gamma,
+            hp.lam,
+        )
+
+    def loss_fn(
+        params: Any, obs: jax.Array, action: jax.Array, target: jax.Array, weight: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """Half the mean squared error of Q(s, a) against the target over the minibatch's
+        real transitions (`weight` 1; 0 for a pool's reset steps); aux: their mean Q(s, a).
+        """
+        q = jnp.take_along_axis(network.q_values(params, obs), action[:, None], axis=-1)[:, 0]
+        count = jnp.maximum(weight.sum(), 1.0)
+        loss = 0.5 * jnp.sum(weight * jnp.square(q - target)) / count
+        return loss, jnp.sum(weight * q) / count
+
+    def learn(
+        state: PQNState, rollout: Rollout, targets: jax.Array, hp: Any, key: jax.Array
+    ) -> tuple[PQNState, jax.Array, jax.Array]:
+        """`num_epochs` passes over the rollout in shuffled minibatches; the sums of the
+        losses and mean Q-values of every gradient step.
+        """
+        optimizer = make_pqn_optimizer(config, hp)
+        loss_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
+        flat = jax.tree.map(
+            lambda x: x.reshape(rollout_size, *x.shape[2:]),
+            (rollout.obs, rollout.action, targets, rollout.valid.astype(jnp.float32)),
+        )
+
+        def minibatch_step(carry: tuple, minibatch: tuple) -> tuple[tuple, tuple]:
+            params, opt_state = carry
+            (loss, q_mean), grads = loss_and_grad(params, *minibatch)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), (loss, q_mean)
+
+        def epoch(carry: tuple, epoch_key: jax.Array) -> tuple[tuple, tuple]:
+            order = jax.random.permutation(epoch_key, rollout_size)
+            minibatches = jax.tree.map(lambda x: x[order].reshape(-1, batch, *x.shape[1:]), flat)
+            return jax.lax.scan(minibatch_step, carry, minibatches)
+
+        (params, opt_state), (losses, q_means) = jax.lax.scan(
+            epoch, (state.params, state.opt_state), jax.random.split(key, config.num_epochs)
+        )
+        return state._replace(params=params, opt_state=opt_state), losses.sum(), q_means.sum()
+
+    def iteration_step(
+        carry: tuple[PQNState, PeriodStats], iteration: jax.Array, hp: Any
+    ) -> tuple[tuple[PQNState, PeriodStats], None]:
+        state, stats = carry
+        key, collect_key, learn_key = jax.random.split(state.key, 3)
+        state = state._replace(key=key)
+        epsilon = epsilon_at(
+            "linear",
+            iteration * rollout_size,
+            config.total_timesteps,
+            hp.exploration_initial_eps,
+            hp.exploration_final_eps,
+            hp.exploration_fraction,
+        )
+        state, stats, rollout = collect(state, stats, epsilon, collect_key)
+        targets = targets_of(state.params, rollout, hp)
+        state, loss_sum, q_sum = learn(state, rollout, targets, hp, learn_key)
+        nonfinite = ~(jnp.isfinite(loss_sum) & jnp.isfinite(q_sum))
+        stats = stats._replace(
+            loss_sum=stats.loss_sum + loss_sum,
+            q_sum=stats.q_sum + q_sum,
+            epsilon=epsilon,
+            first_nonfinite=jnp.where(
+                (stats.first_nonfinite < 0) & nonfinite, iteration, stats.first_nonfinite
+            ),
+        )
+        return (state, stats), None
+
+    def log_period(
+        state: PQNState, period: jax.Array, hp: Any
+    ) -> tuple[PQNState, dict[str, jax.Array]]:
+        per_log = config.iterations_per_log_point
+        first = period * per_log
+        iterations = first + jnp.arange(per_log)
+        (state, stats), _ = jax.lax.scan(
+            lambda c, i: iteration_step(c, i, hp), (state, _zero_stats()), iterations
+        )
+        first_nonfinite = jnp.where(
+            (stats.first_nonfinite < 0) & ~all_finite(state.params),
+            iterations[-1],
+            stats.first_nonfinite,
+        )
+        updates = jnp.asarray(per_log * config.updates_per_iteration, jnp.int32)
+        metrics = {
+            "env_steps": (first + per_log) * rollout_size,
+            "episode_return": mean_or_nan(stats.return_sum, stats.episodes),
+            "episode_length": mean_or_nan(stats.length_sum.astype(jnp.float32), stats.episodes),
+            "episodes": stats.episodes,
+            "loss": stats.loss_sum / updates,
+            "q_value": stats.q_sum / updates,
+            "epsilon": stats.epsilon,
+            "updates": updates,
+            NONFINITE_STEP: jnp.where(
+                first_nonfinite >= 0, (first_nonfinite + 1) * rollout_size, -1
+            ),
+        }
+        return state, metrics
+
+    run_periods = make_run_periods(log_period, evaluate, config.eval_every)
+    return TrainProgram(
+        init=init,
+        run_periods=run_periods,
+        train=make_train(init, run_periods, config.num_log_points, config.eval_every),
+        num_periods=config.num_log_points,
+        eval_every=config.eval_every,
+        capabilities=config.program_capabilities(env),
+    )
+
+
+def make_pqn_train(
+    config: PQNConfig, env: Any = None, env_params: Any = None
+) -> Callable[[jax.Array, Any], TrainResult]:
+    """The pure `train(key, hparams) -> TrainResult` of PQN for `config` (see
+    `make_pqn_program`), e.g. `jax.jit(jax.vmap(train, in_axes=(0, None)))(keys,
+    config.hparams())`.
+    """
+    return make_pqn_program(config, env, env_params).train
