@@ -1,7 +1,8 @@
 """purejaxdqn: vectorized, high-throughput Deep Q-Networks in JAX.
 
-Layout: `core` (the algorithm), `envs` (environments), `run` (the runtime: devices, chunks,
-checkpoints, sweeps), `outputs` (results folders, policies, plots), `cli` (the command).
+Layout: `core` (the algorithms: DQN and its family, PQN), `algorithms` (them by `--algo`
+name), `envs` (environments), `run` (the runtime: devices, chunks, checkpoints, sweeps),
+`outputs` (results folders, policies, plots), `cli` (the command).
 """
 
 from types import ModuleType
@@ -15,6 +16,9 @@ from purejaxdqn.core.loop import (
     make_train,
     make_train_program,
 )
+from purejaxdqn.core.pqn import make_pqn_program, make_pqn_train
+from purejaxdqn.core.pqn_config import PQNConfig
+from purejaxdqn.core.pqn_presets import PQN_PRESETS
 from purejaxdqn.core.presets import PRESETS, get_preset
 from purejaxdqn.outputs.policy import Policy, evaluate_policy, load_policy, render_policy
 
@@ -28,6 +32,8 @@ def __getattr__(name: str) -> ModuleType:
 __all__ = [
     "DQNConfig",
     "HParams",
+    "PQNConfig",
+    "PQN_PRESETS",
     "PRESETS",
     "Policy",
     "RunnerState",
@@ -39,6 +45,8 @@ __all__ = [
     "hparams_in_axes",
     "load_policy",
     "make_hparams",
+    "make_pqn_program",
+    "make_pqn_train",
     "make_train",
     "make_train_program",
     "render_policy",

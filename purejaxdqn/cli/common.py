@@ -15,16 +15,22 @@ from typing import Any
 
 import jax
 
-from purejaxdqn.core.config import DQNConfig
-from purejaxdqn.core.loop import make_train
-from purejaxdqn.core.presets import describe_start
+from purejaxdqn.algorithms import describe_start
+from purejaxdqn.core.config import ConfigBase
 from purejaxdqn.outputs.rundir import FolderError, RunFolder
 from purejaxdqn.run import program_cache
 from purejaxdqn.run.devices import initialize_distributed
 from purejaxdqn.run.experiment import built_before, enable_compile_cache
 from purejaxdqn.run.monitor import Interrupted, SignalGuard
 
-from .options import CommandError, check_host_options, name_option, show_value, start_config
+from .options import (
+    CommandError,
+    algo_of,
+    check_host_options,
+    name_option,
+    show_value,
+    start_config,
+)
 
 PROG = "purejaxdqn"
 EXIT_DIVERGED = 3  # results written; at least one seed's loss, Q-values or parameters went NaN/inf
@@ -94,12 +100,14 @@ def guarded(run: Callable[[argparse.Namespace, SignalGuard], int], args: Any, wh
 # --- the start of train and sweep -----------------------------------------------------------
 
 
-def config_diff(config: DQNConfig, reference: DQNConfig | None = None) -> dict[str, Any]:
-    """Fields of `config` that differ from `reference` (default: the `DQNConfig` defaults)."""
-    reference = DQNConfig() if reference is None else reference
+def config_diff(config: ConfigBase, reference: ConfigBase | None = None) -> dict[str, Any]:
+    """Fields of `config` that differ from `reference` (default: the defaults of its class,
+    e.g. `DQNConfig()` or `PQNConfig()`).
+    """
+    reference = type(config)() if reference is None else reference
     return {
         f.name: getattr(config, f.name)
-        for f in dataclasses.fields(DQNConfig)
+        for f in dataclasses.fields(config)
         if getattr(config, f.name) != getattr(reference, f.name)
     }
 
@@ -113,10 +121,10 @@ def _join_processes(args: argparse.Namespace) -> None:
             raise CommandError(str(error)) from error
 
 
-def _print_config(say: Callable[[str], None], config: DQNConfig) -> None:
-    """Say the fields of `config` that differ from the `DQNConfig` defaults."""
+def _print_config(say: Callable[[str], None], config: ConfigBase) -> None:
+    """Say the fields of `config` that differ from the defaults of its class."""
     diff = config_diff(config)
-    say("config (differences from DQNConfig defaults):")
+    say(f"config (differences from {type(config).__name__} defaults):")
     width = max((len(name) for name in diff), default=0)
     for name, value in diff.items():
         say(f"  {name:<{width}}  {show_value(value)}")
@@ -126,9 +134,9 @@ def _print_config(say: Callable[[str], None], config: DQNConfig) -> None:
 
 def start(
     args: argparse.Namespace,
-    config: DQNConfig | None = None,
+    config: ConfigBase | None = None,
     options: dict[str, Any] | None = None,
-) -> tuple[DQNConfig, Callable[[str], None]]:
+) -> tuple[ConfigBase, Callable[[str], None]]:
     """Join a multi-process run if asked, build and check the config, print its diff.
 
     Returns the config (`config` if given, else the one the options ask for) and the `say`
@@ -149,9 +157,10 @@ def start(
     try:
         if config is None:
             config, notes = start_config(args)
-            say(f"starting from {describe_start(config.env_id, getattr(args, 'preset', None))}")
+            preset = getattr(args, "preset", None)
+            say(f"starting from {describe_start(config.env_id, algo_of(args), preset)}")
         if not built_before(config):  # a cached program was built from a checked config
-            make_train(config)  # environment checks (unknown id, action space)
+            config.make_program()  # environment checks (unknown id, action space)
     except ImportError as error:  # a bridged env whose optional extra is missing
         raise CommandError(str(error)) from error
     except ValueError as error:

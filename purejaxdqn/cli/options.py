@@ -2,7 +2,8 @@
 
 - value parsers (`parse_int`, `parse_bool`, ...): each raises `argparse.ArgumentTypeError`,
   which argparse reports for the option;
-- the config options, one per `DQNConfig` field, generated from the dataclass (its type
+- the config options, one per field of the chosen algorithm's config (`--algo`: `DQNConfig`
+  or `PQNConfig`, see `purejaxdqn.algorithms`), generated from the dataclass (its type
   annotations and `metadata["doc"]`) so the two never drift apart, and the config they ask
   for (`start_config`);
 - the run options (environment, seeds, output, layout, hosts, and how a run is watched and
@@ -23,19 +24,18 @@ from typing import Any
 
 import jax
 
+from purejaxdqn import algorithms
+from purejaxdqn.algorithms import ALGORITHMS, DEFAULT_ALGO
 from purejaxdqn.checks import check_int
 from purejaxdqn.core import rng
-from purejaxdqn.core.config import DQNConfig
-from purejaxdqn.core.presets import PRESETS, RAINBOW, adapt, start_for
+from purejaxdqn.core.config import ConfigBase, DQNConfig
+from purejaxdqn.core.pqn_presets import PQN_PRESETS
+from purejaxdqn.core.presets import PRESETS, RAINBOW
 from purejaxdqn.envs.spec import check_env_id
 from purejaxdqn.outputs.rundir import prepare_folder
 from purejaxdqn.run import sweep
 
 DEFAULT_ENV = "CartPole-v1"
-# the traced hyperparameters: the config options `sweep` may give lists and ranges
-SWEEPABLE = DQNConfig().hparam_names()
-# those a random sweep samples on a log scale
-_LOG_SCALE = [name for name in SWEEPABLE if name in DQNConfig.LOG_SCALE_HPARAMS]
 _TRUE = ("true", "yes", "1", "on")
 _FALSE = ("false", "no", "0", "off")
 _NONE = ("none", "null")
@@ -159,7 +159,15 @@ def parse_max_runs(text: str) -> int | str | None:
     return _checked_int("max_runs_per_device", text, 1, allowed="an integer >= 1, auto or none")
 
 
-# --- the config options: one per DQNConfig field -------------------------------------------
+def parse_algo(text: str) -> str:
+    """An algorithm name, a key of `algorithms.ALGORITHMS` (dqn, pqn)."""
+    try:
+        return algorithms.config_class(text).ALGO
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+# --- the config options: one per field of the algorithm's config ---------------------------
 
 _PARSERS: dict[Any, tuple[Callable[[str], Any], str]] = {
     bool: (parse_bool, "{true,false}"),
@@ -171,7 +179,9 @@ _PARSERS: dict[Any, tuple[Callable[[str], Any], str]] = {
 
 
 def _value_parser(name: str, annotation: Any) -> tuple[Callable[[str], Any], str]:
-    """The parse function and metavar for a `DQNConfig` field's type annotation."""
+    """The parse function and metavar for a config field's type annotation (`name` is the
+    field's qualified name, e.g. `DQNConfig.gamma`, for the error).
+    """
     args = typing.get_args(annotation)
     is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
     if is_union and type(None) in args and len(args) == 2:
@@ -180,7 +190,7 @@ def _value_parser(name: str, annotation: Any) -> tuple[Callable[[str], Any], str
         return optional(parse), f"{metavar}|none"
     if annotation in _PARSERS:
         return _PARSERS[annotation]
-    raise TypeError(f"no command-line parser for DQNConfig.{name}: {annotation!r}")
+    raise TypeError(f"no command-line parser for {name}: {annotation!r}")
 
 
 def show_value(value: Any) -> str:
@@ -195,13 +205,28 @@ def show_value(value: Any) -> str:
 
 
 def option_name(field_name: str) -> str:
-    """The command-line option of a `DQNConfig` field: `buffer_size` -> `--buffer-size`."""
+    """The command-line option of a config field: `buffer_size` -> `--buffer-size`."""
     return "--" + field_name.replace("_", "-")
 
 
-def _single_value(name: str, parse: Callable[[str], Any], is_list: bool) -> Callable[[str], Any]:
+def _config_fields() -> dict[str, str]:
+    """The option of every config field of every algorithm (DQN's first, in field order),
+    by field name; `env_id` is `--env`.
+    """
+    options = {}
+    for config_type in ALGORITHMS.values():
+        for field in dataclasses.fields(config_type):
+            options[field.name] = option_name(field.name)
+    options["env_id"] = "--env"
+    return options
+
+
+def _single_value(
+    name: str, parse: Callable[[str], Any], is_list: bool, sweepable: Sequence[str]
+) -> Callable[[str], Any]:
     """`parse` for a static field in `sweep`: a list (unless the field `is_list`, a tuple
-    such as `hidden_sizes`) or a range gets a message saying why not.
+    such as `hidden_sizes`) or a range gets a message saying why not and naming the
+    `sweepable` fields.
     """
 
     def parse_static(text: str) -> Any:
@@ -209,7 +234,7 @@ def _single_value(name: str, parse: Callable[[str], Any], is_list: bool) -> Call
             raise argparse.ArgumentTypeError(
                 f"{name}={text!r} cannot be swept: it is static (it changes the compiled "
                 f"program); only traced hyperparameters take lists or ranges: "
-                f"{', '.join(SWEEPABLE)}"
+                f"{', '.join(sweepable)}"
             )
         return parse(text)
 
@@ -217,33 +242,49 @@ def _single_value(name: str, parse: Callable[[str], Any], is_list: bool) -> Call
     return parse_static
 
 
-def add_config_options(parser: argparse.ArgumentParser, sweepable: bool = False) -> None:
-    """One option per `DQNConfig` field except `env_id`, documented from the field metadata.
-
-    With `sweepable`, the traced hyperparameters (`DQNConfig.hparam_names`) take lists and
-    ranges (`parse_sweep_values`), and the other fields refuse them.
-    """
-    group = parser.add_argument_group(
-        "DQN options",
-        "Every DQNConfig field. Only options given override the preset; the defaults shown "
-        "are DQNConfig's (a preset may differ)."
+def _config_group(
+    parser: argparse.ArgumentParser, config_type: type[ConfigBase], sweepable: Sequence[str]
+) -> argparse._ArgumentGroup:
+    """The help group of `config_type`'s options ("DQN options", "PQN options")."""
+    name = config_type.__name__
+    log_scale = [field for field in sweepable if field in config_type.LOG_SCALE_HPARAMS]
+    return parser.add_argument_group(
+        f"{config_type.ALGO.upper()} options",
+        f"Every {name} field. Only options given override the preset; the defaults shown "
+        f"are {name}'s (a preset may differ)."
         + (
             " Traced hyperparameters take V1,V2,... (grid) or LO:HI (sampled with "
-            f"--num-samples; log-uniform for {', '.join(_LOG_SCALE)})."
+            f"--num-samples; log-uniform for {', '.join(log_scale)})."
             if sweepable
             else ""
         ),
     )
-    hints = typing.get_type_hints(DQNConfig)
-    for field in dataclasses.fields(DQNConfig):
+
+
+def add_config_options(
+    parser: argparse.ArgumentParser,
+    config_type: type[ConfigBase] = DQNConfig,
+    sweepable: bool = False,
+) -> None:
+    """One option per field of `config_type` (an `algorithms.ALGORITHMS` class) except
+    `env_id`, documented from the field metadata; `args.config_class` is `config_type`.
+
+    With `sweepable`, the traced hyperparameters (`config_type.hparam_names`) take lists and
+    ranges (`parse_sweep_values`), and the other fields refuse them.
+    """
+    traced = config_type().hparam_names() if sweepable else ()
+    group = _config_group(parser, config_type, traced)
+    hints = typing.get_type_hints(config_type)
+    for field in dataclasses.fields(config_type):
         if field.name == "env_id":
             continue
-        parse, metavar = _value_parser(field.name, hints[field.name])
+        qualified = f"{config_type.__name__}.{field.name}"
+        parse, metavar = _value_parser(qualified, hints[field.name])
         is_bool = parse is parse_bool
-        if sweepable and field.name in SWEEPABLE:
+        if field.name in traced:
             parse, metavar = parse_sweep_values, "V[,V...]|LO:HI"
         elif sweepable:
-            parse = _single_value(field.name, parse, is_list="," in metavar)
+            parse = _single_value(field.name, parse, "," in metavar, traced)
         doc = field.metadata.get("doc", "").replace("%", "%%")
         kwargs: dict[str, Any] = {
             "dest": field.name,
@@ -255,28 +296,42 @@ def add_config_options(parser: argparse.ArgumentParser, sweepable: bool = False)
         if is_bool:
             kwargs.update(nargs="?", const=True)  # `--double-q` alone means true
         group.add_argument(option_name(field.name), **kwargs)
+    parser.set_defaults(config_class=config_type)
 
 
-def config_from_args(args: argparse.Namespace) -> DQNConfig:
-    """The `DQNConfig` a parsed `train` or `sweep` command asks for (see `start_config`)."""
+def algo_of(args: argparse.Namespace) -> str:
+    """The algorithm a parsed command names with `--algo` (default: dqn)."""
+    return getattr(args, "algo", DEFAULT_ALGO)
+
+
+def config_from_args(args: argparse.Namespace) -> ConfigBase:
+    """The config a parsed `train` or `sweep` command asks for (see `start_config`)."""
     return start_config(args)[0]
 
 
-def start_config(args: argparse.Namespace) -> tuple[DQNConfig, list[str]]:
-    """The `DQNConfig` a parsed `train` or `sweep` command asks for, and what was adapted.
+def start_config(args: argparse.Namespace) -> tuple[ConfigBase, list[str]]:
+    """The config (of `--algo`'s class) a parsed `train` or `sweep` command asks for, and
+    what was adapted.
 
     It starts from the preset (`--preset`, else the one for `--env`, see
-    `presets.describe_start`) and applies the options given (in `sweep`, traced
+    `algorithms.describe_start`) and applies the options given (in `sweep`, traced
     hyperparameters given one value each). Fields the user did not give are adapted where
-    the options given make the preset's values invalid (`presets.adapt`: the nearest valid
-    total, a compatible eval_every, ...); the notes say what changed and why. Options that
-    contradict each other stay errors. A simulator that steps outside JAX (its program is
-    not checkpointable) is seeded by `--seed` unless `--env-seed` is given.
+    the options given make the preset's values invalid (`algorithms.adapt`: the nearest
+    valid total, a compatible eval_every, ...); the notes say what changed and why. Options
+    that contradict each other stay errors. A simulator that steps outside JAX (its program
+    is not checkpointable) is seeded by `--seed` unless `--env-seed` is given.
 
     Raises:
-        ValueError: unknown environment or preset (checked first), or a value `DQNConfig`
-            rejects (the message names the field).
+        ValueError: unknown environment or preset (checked first), a preset of another
+            algorithm, a parser built for another algorithm than `--algo`'s, or a value the
+            config rejects (the message names the field).
     """
+    algo = algo_of(args)
+    if args.config_class is not algorithms.config_class(algo):
+        raise ValueError(
+            f"algo={algo!r} is not allowed here: the parser's options are "
+            f"{args.config_class.__name__}'s; build it with build_parser({algo!r})"
+        )
     swept = sweep_space_from_args(args)
     given = {
         name: value[0] if isinstance(value, list) else value
@@ -286,12 +341,11 @@ def start_config(args: argparse.Namespace) -> tuple[DQNConfig, list[str]]:
     env_id = given.get("env")
     if env_id is not None:
         check_env_id(env_id)  # before any check computed from the wrong preset
-    preset = given.get("preset")
-    base = start_for(env_id or DEFAULT_ENV, preset)
-    changes = {f.name: given[f.name] for f in dataclasses.fields(DQNConfig) if f.name in given}
+    base = algorithms.start_for(env_id or DEFAULT_ENV, algo, given.get("preset"))
+    changes = {f.name: given[f.name] for f in dataclasses.fields(base) if f.name in given}
     if env_id is not None:
         changes["env_id"] = env_id
-    config, notes = adapt(base, changes)
+    config, notes = algorithms.adapt(base, changes)
     if "env_seed" not in given and not config.program_capabilities().checkpointable:
         config = config.replace(env_seed=given.get("seed", 0))  # --seed moves the simulators
     return config, notes
@@ -309,8 +363,7 @@ def sweep_space_from_args(args: argparse.Namespace) -> dict[str, list[float] | s
 def name_option(message: str) -> str:
     """Prefix "argument --option: " when `message` starts with "<field>=" (as config errors do)."""
     name = message.split("=", 1)[0]
-    options = {f.name: option_name(f.name) for f in dataclasses.fields(DQNConfig)}
-    options.update(env_id="--env", preset="--preset")
+    options = {**_config_fields(), "preset": "--preset", "algo": "--algo"}
     if "=" in message and name in options:
         return f"argument {options[name]}: {message}"
     return message
@@ -332,7 +385,7 @@ RUN_OPTION_DEFAULTS: dict[str, Any] = {
     "compile_cache": None,
 }
 # options a resumed run takes from its folder, with the config fields
-_RESUME_KEEPS = ("env", "preset", "num_seeds", "seed", "output_dir", "overwrite")
+_RESUME_KEEPS = ("algo", "env", "preset", "num_seeds", "seed", "output_dir", "overwrite")
 
 
 def run_options(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -352,20 +405,49 @@ def max_runs(options: dict[str, Any]) -> int | str | None:
     return 1 if options["layout_independent"] else options["max_runs_per_device"]
 
 
-def add_run_options(parser: argparse.ArgumentParser, what: str) -> None:
-    """Options shared by `train` and `sweep`: environment, seeds, output, devices, hosts.
+def add_run_options(parser: argparse.ArgumentParser, what: str, algo: str = DEFAULT_ALGO) -> None:
+    """Options shared by `train` and `sweep`: algorithm, environment, seeds, output, devices,
+    hosts.
 
-    `what` completes the help of --num-seeds ("seeds trained at once", "seeds per setting").
+    `what` completes the help of --num-seeds ("seeds trained at once", "seeds per setting");
+    `algo` is the algorithm whose presets --preset's help lists.
     """
-    _add_start_options(parser, what)
+    _add_start_options(parser, what, algo)
     _add_output_options(parser)
     _add_layout_options(parser)
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors.")
     _add_host_options(parser)
 
 
-def _add_start_options(parser: argparse.ArgumentParser, what: str) -> None:
-    """--env, --preset, --num-seeds and --seed: what a run starts from."""
+def _preset_help(algo: str) -> str:
+    """The help of --preset for the presets of `algo`."""
+    if algo != DQNConfig.ALGO:
+        return (
+            "configuration to start from (default: the PQN preset named by --env if there is "
+            "one, the Pong preset for other Atari ids, else the PQNConfig defaults); PQN "
+            f"presets: {', '.join(sorted(PQN_PRESETS))}."
+        )
+    return (
+        "configuration to start from (default: the preset named by --env if there is "
+        "one, the Pong preset for other Atari ids, else the DQNConfig defaults); "
+        f"presets: {', '.join(sorted(PRESETS))}; or '{RAINBOW}': Rainbow (double, dueling, "
+        "3-step, prioritized replay, C51, noisy nets) with the settings of --env's Rainbow "
+        "preset where it has one (CartPole-v1, Acrobot-v1, LunarLander-v3, the MinAtar "
+        "games, Pong and the other Atari games), else Rainbow's generic settings on top of "
+        "--env's DQN settings."
+    )
+
+
+def _add_start_options(parser: argparse.ArgumentParser, what: str, algo: str) -> None:
+    """--algo, --env, --preset, --num-seeds and --seed: what a run starts from."""
+    parser.add_argument(
+        "--algo",
+        metavar="{" + ",".join(ALGORITHMS) + "}",
+        type=parse_algo,
+        default=argparse.SUPPRESS,
+        help=f"the algorithm (default: {DEFAULT_ALGO}); the config options below are its "
+        "config's fields: with --algo pqn, --help lists PQNConfig's.",
+    )
     parser.add_argument(
         "--env",
         metavar="ID",
@@ -373,18 +455,7 @@ def _add_start_options(parser: argparse.ArgumentParser, what: str) -> None:
         help=f"gymnax environment id (default: {DEFAULT_ENV}, or the preset's environment).",
     )
     parser.add_argument(
-        "--preset",
-        metavar="NAME",
-        default=argparse.SUPPRESS,
-        help=(
-            "configuration to start from (default: the preset named by --env if there is "
-            "one, the Pong preset for other Atari ids, else the DQNConfig defaults); "
-            f"presets: {', '.join(sorted(PRESETS))}; or '{RAINBOW}': Rainbow (double, dueling, "
-            "3-step, prioritized replay, C51, noisy nets) with the settings of --env's Rainbow "
-            "preset where it has one (CartPole-v1, Acrobot-v1, LunarLander-v3, the MinAtar "
-            "games, Pong and the other Atari games), else Rainbow's generic settings on top of "
-            "--env's DQN settings."
-        ),
+        "--preset", metavar="NAME", default=argparse.SUPPRESS, help=_preset_help(algo)
     )
     parser.add_argument(
         "--num-seeds",
@@ -550,7 +621,7 @@ def add_watch_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_watch_options(options: dict[str, Any], config: DQNConfig) -> None:
+def check_watch_options(options: dict[str, Any], config: ConfigBase) -> None:
     """Refuse option combinations a run cannot honour, before anything compiles.
 
     Raises:
@@ -580,18 +651,20 @@ def check_watch_options(options: dict[str, Any], config: DQNConfig) -> None:
             raise CommandError(f"argument --tensorboard: {error}") from error
 
 
-def check_resume_options(args: argparse.Namespace) -> None:
-    """Refuse options that --resume takes from the run folder (config, seeds, folder).
+def check_resume_options(args: argparse.Namespace, extras: Sequence[str] = ()) -> None:
+    """Refuse options that --resume takes from the run folder (algorithm, config, seeds,
+    folder), among those parsed and, in `extras`, the config options of other algorithms.
 
     Raises:
         CommandError: naming the options to drop.
     """
-    config_names = {f.name for f in dataclasses.fields(DQNConfig)}
+    config_names = _config_fields()
     given = sorted(name for name in vars(args) if name in config_names or name in _RESUME_KEEPS)
-    if given:
+    typed = [option_name(name) for name in given]
+    typed += [name for name in _config_options_in(extras) if name not in typed]
+    if typed:
         raise CommandError(
-            f"--resume takes the config, seeds and folder from RUN_DIR; drop "
-            f"{', '.join(option_name(name) for name in given)}"
+            f"--resume takes the config, seeds and folder from RUN_DIR; drop {', '.join(typed)}"
         )
 
 
@@ -612,6 +685,71 @@ def join_negative_values(argv: Sequence[str]) -> list[str]:
         else:
             joined.append(token)
     return joined
+
+
+def requested_algo(argv: Sequence[str]) -> str:
+    """The algorithm `--algo` names in `argv` (the last one given), which picks the config
+    options the parser declares; the default when it names none or an unknown one (the
+    parser, which declares --algo too, then reports it).
+    """
+    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    early.add_argument("--algo", nargs="?", default=DEFAULT_ALGO)
+    algo = early.parse_known_args(list(argv))[0].algo
+    return algo if algo in ALGORITHMS else DEFAULT_ALGO
+
+
+def _config_options_in(extras: Sequence[str]) -> list[str]:
+    """The options in `extras` that are config options of some algorithm."""
+    options = set(_config_fields().values()) - {"--env"}
+    return [e.split("=", 1)[0] for e in extras if e.split("=", 1)[0] in options]
+
+
+def _typed_value(option: str, extras: Sequence[str]) -> str:
+    """The value typed for `option` in `extras` (" VALUE"), or "" if there is none."""
+    for index, token in enumerate(extras):
+        if token.startswith(f"{option}="):
+            return " " + token.split("=", 1)[1]
+        if token == option:
+            after = extras[index + 1] if index + 1 < len(extras) else ""
+            return f" {after}" if after and not after.startswith("--") else ""
+    return ""
+
+
+def _other_algorithm_option(args: argparse.Namespace, option: str, extras: Sequence[str]) -> str:
+    """The error for `option`, a config option of another algorithm than `args`'."""
+    field = option.removeprefix("--").replace("-", "_")
+    owners = [
+        algo
+        for algo, config_type in ALGORITHMS.items()
+        if field in {f.name for f in dataclasses.fields(config_type)}
+    ]
+    algo, config_type = algo_of(args), args.config_class
+    default = "" if hasattr(args, "algo") else ", the default"
+    return (
+        f"argument {option}: {option}{_typed_value(option, extras)} is an option of "
+        f"{'/'.join(owner.upper() for owner in owners)}, not of {algo.upper()} "
+        f"(--algo {algo}{default}): {config_type.__name__} has no {field}; drop it, or use "
+        f"--algo {owners[0]}"
+    )
+
+
+def check_extras(args: argparse.Namespace, extras: list[str]) -> None:
+    """Refuse the arguments (if any) the parser of `args` does not know: with --resume, the
+    config options of any algorithm (--resume takes the config from the folder); in `train`
+    and `sweep`, an option of another algorithm's config, named as such; else each unknown
+    argument with the closest option (`unknown_arguments`).
+
+    Raises:
+        CommandError: when `extras` is not empty.
+    """
+    if not extras:
+        return
+    foreign = _config_options_in(extras)
+    if foreign and getattr(args, "resume", None) is not None:
+        check_resume_options(args, extras)
+    if foreign and hasattr(args, "config_class"):
+        raise CommandError(_other_algorithm_option(args, foreign[0], extras))
+    raise CommandError(unknown_arguments(args.parser, extras))
 
 
 def unknown_arguments(parser: argparse.ArgumentParser, extras: list[str]) -> str:

@@ -1,8 +1,8 @@
 """`purejaxdqn sweep`: every seed of every hyperparameter setting in one program, ranked.
 
-The traced hyperparameters (`DQNConfig.hparam_names`) take a comma list (a grid over every
-combination) or a LO:HI range (sampled, with `--num-samples`); every other option is one
-value, as in `train`.
+The traced hyperparameters (`hparam_names` of `--algo`'s config) take a comma list (a grid
+over every combination) or a LO:HI range (sampled, with `--num-samples`); every other
+option is one value, as in `train`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 import jax
 
-from purejaxdqn.core.config import DQNConfig
+from purejaxdqn import algorithms
+from purejaxdqn.core.config import ConfigBase
 from purejaxdqn.outputs.results import ResultsNotWritten
 from purejaxdqn.outputs.rundir import unique_folder
 from purejaxdqn.run import sweep
@@ -44,9 +45,9 @@ from .options import (
 )
 
 
-def add_sweep_command(subparsers: Any) -> None:
-    """Declare `purejaxdqn sweep`: the run options, --num-samples and every config field,
-    the traced hyperparameters taking lists and ranges.
+def add_sweep_command(subparsers: Any, algo: str = algorithms.DEFAULT_ALGO) -> None:
+    """Declare `purejaxdqn sweep`: the run options, --num-samples and every field of the
+    config of `algo`, the traced hyperparameters taking lists and ranges.
     """
     parser = subparsers.add_parser(
         "sweep",
@@ -66,7 +67,7 @@ def add_sweep_command(subparsers: Any) -> None:
             "greedy return with 95%% bootstrap confidence intervals over seeds."
         ),
     )
-    add_run_options(parser, "per setting")
+    add_run_options(parser, "per setting", algo)
     parser.add_argument(
         "--num-samples",
         metavar="N",
@@ -75,7 +76,7 @@ def add_sweep_command(subparsers: Any) -> None:
         help="random search: N settings sampled from the ranges and lists given (drawn "
         "with --seed).",
     )
-    add_config_options(parser, sweepable=True)
+    add_config_options(parser, algorithms.config_class(algo), sweepable=True)
     parser.set_defaults(handler=_sweep, parser=parser)
 
 
@@ -84,7 +85,7 @@ def _sweep(args: argparse.Namespace) -> int:
     return guarded(_run_sweep, args, "the sweep")
 
 
-def _settings(args: argparse.Namespace, config: DQNConfig) -> list[sweep.Setting]:
+def _settings(args: argparse.Namespace, config: ConfigBase) -> list[sweep.Setting]:
     """The settings the command asks for: a grid of the lists given, or --num-samples
     settings drawn from the ranges and lists (names checked against `config.hparam_names`).
     """

@@ -12,13 +12,15 @@ import dataclasses
 import json
 import signal
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 
-from purejaxdqn.core.config import DQNConfig
+from purejaxdqn import algorithms
+from purejaxdqn.core.config import ConfigBase
 from purejaxdqn.outputs.report import format_diverged, format_summary
 from purejaxdqn.outputs.results import ResultsNotWritten, write_run
 from purejaxdqn.outputs.rundir import (
@@ -57,29 +59,40 @@ from .options import (
     check_watch_options,
     max_runs,
     name_option,
+    option_name,
     run_options,
 )
 
 
-def add_train_command(subparsers: Any) -> None:
-    """Declare `purejaxdqn train`: the run options, the watch options and every config field."""
+def add_train_command(subparsers: Any, algo: str = algorithms.DEFAULT_ALGO) -> None:
+    """Declare `purejaxdqn train`: the run options, the watch options and every field of
+    the config of `algo`.
+    """
+    name = algo.upper()
     parser = subparsers.add_parser(
         "train",
         prog=PROG,  # so errors read "purejaxdqn: error: ..."
         allow_abbrev=False,  # a prefix must not silently match a field added later
         usage=f"{PROG} train [--env ID] [--preset NAME] [--num-seeds N] [--OPTION VALUE ...]",
-        help="train DQN on one environment over several seeds",
+        help=f"train {name} on one environment over several seeds",
         description=(
-            "Train DQN on one environment over --num-seeds seeds in one compiled program, "
+            f"Train {name} on one environment over --num-seeds seeds in one compiled program, "
             "then write config.json, metrics.csv, evals.csv and summary.json to --output-dir. "
-            "Boolean options take true/false; alone (e.g. --double-q) they mean true. "
-            "Optional numbers take 'none'."
+            f"Boolean options take true/false; alone (e.g. {_bool_example(algo)}) they mean "
+            "true. Optional numbers take 'none'."
         ),
     )
-    add_run_options(parser, "trained at once")
+    add_run_options(parser, "trained at once", algo)
     add_watch_options(parser)
-    add_config_options(parser)
+    add_config_options(parser, algorithms.config_class(algo))
     parser.set_defaults(handler=_train, parser=parser)
+
+
+def _bool_example(algo: str) -> str:
+    """A boolean option of `algo`'s config for the help: --double-q for DQN, else its first."""
+    hints = typing.get_type_hints(algorithms.config_class(algo))
+    names = [name for name, hint in hints.items() if hint is bool]
+    return option_name("double_q" if "double_q" in names else names[0])
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -138,7 +151,7 @@ def _resume(args: argparse.Namespace, guard: SignalGuard) -> int:
         )  # fmt: skip
 
 
-def _restore(folder: Path, record: RunRecord, config: DQNConfig) -> checkpoint.Checkpoint:
+def _restore(folder: Path, record: RunRecord, config: ConfigBase) -> checkpoint.Checkpoint:
     """The newest intact checkpoint of the run in `folder`, warning of any skipped."""
     program, _ = lazy_program(config)
     try:
@@ -171,7 +184,7 @@ def finished_run(folder: Path, record: RunRecord) -> str | None:
 
 def _monitor(
     options: dict[str, Any],
-    config: DQNConfig,
+    config: ConfigBase,
     run_identity: dict[str, Any],
     output_dir: Path,
     guard: SignalGuard,
@@ -220,7 +233,7 @@ def _resumed_layout(point: checkpoint.Checkpoint | None) -> dict[str, Any]:
 
 def _run(
     say: Callable[[str], None],
-    config: DQNConfig,
+    config: ConfigBase,
     num_seeds: int,
     seed: int,
     output_dir: Path,
@@ -280,7 +293,7 @@ def _write_results(say: Callable[[str], None], experiment: Experiment, output_di
 
 def _finish(
     say: Callable[[str], None],
-    config: DQNConfig,
+    config: ConfigBase,
     experiment: Experiment,
     monitor: Monitor,
     output_dir: Path,

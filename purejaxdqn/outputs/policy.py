@@ -26,9 +26,8 @@ from flax import serialization
 
 from purejaxdqn.checks import check_int
 from purejaxdqn.core import rng
-from purejaxdqn.core.config import DQNConfig
+from purejaxdqn.core.config import ConfigBase
 from purejaxdqn.core.evaluate import make_evaluate
-from purejaxdqn.core.loop import q_network_for
 from purejaxdqn.envs.spec import EnvSpec, make_env
 from purejaxdqn.outputs.rundir import RUN_CONFIG_FILE as CONFIG_FILE
 from purejaxdqn.outputs.rundir import read_record, write_atomic
@@ -64,25 +63,29 @@ def save_params(run_dir: str | Path, params: Any) -> Path:
 
 @dataclass(frozen=True, eq=False)
 class Policy:
-    """The trained Q-networks of one run: every seed's parameters and the run's config."""
+    """The trained Q-networks of one run: every seed's parameters and the run's config (any
+    algorithm's: `DQNConfig`, `PQNConfig`).
+    """
 
-    config: DQNConfig
+    config: ConfigBase
     params: Any  # leaves have a leading axis of size num_seeds
     num_seeds: int
     seed: int  # the run's base seed
 
     @functools.cached_property
     def spec(self) -> EnvSpec:
-        """The run's environment."""
+        """The run's environment (observations stored as in training: `obs_storage_dtype`
+        where the config has one, else 'auto').
+        """
         c = self.config
-        return make_env(c.env_id, obs_storage_dtype=c.obs_storage_dtype, env_seed=c.env_seed)
+        storage = getattr(c, "obs_storage_dtype", "auto")
+        return make_env(c.env_id, obs_storage_dtype=storage, env_seed=c.env_seed)
 
     @functools.cached_property
     def network(self) -> nn.Module:
-        """The run's Q-network module."""
-        c = self.config
+        """The run's Q-network module (`config.q_network`)."""
         spec = self.spec
-        return q_network_for(c, spec.obs_shape, spec.num_actions).module
+        return self.config.q_network(spec.obs_shape, spec.num_actions).module
 
     def seed_params(self, k: int) -> Any:
         """The parameters of trained seed `k` (0 to num_seeds - 1)."""

@@ -6,8 +6,9 @@
   refuses a folder that holds another run's files unless asked to `overwrite` them, which
   removes that run's files and checkpoints first (files that are not a run's are never
   removed).
-- **The run record** (`config.json`): the full config, the seeds, a run id made when the
-  run starts, and the run-level options of the command that made it (checkpoint interval,
+- **The run record** (`config.json`): the algorithm (`"algo"`; a file without it is a DQN
+  run's), the full config, the seeds, a run id made when the run starts, and the run-level
+  options of the command that made it (checkpoint interval,
   TensorBoard folder, ...), so a resume keeps them and checkpoints can prove which run
   they belong to.
 - **Atomic writes.** `write_atomic` writes a temporary file beside the target, flushes it
@@ -28,7 +29,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from purejaxdqn.core.config import DQNConfig
+from purejaxdqn.algorithms import DEFAULT_ALGO, config_class
+from purejaxdqn.program import AlgorithmConfig
 
 RUN_CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -142,7 +144,8 @@ class RunRecord:
     """What a run folder's `config.json` records.
 
     Attributes:
-        config: the run's configuration.
+        config: the run's configuration (a `DQNConfig`, `PQNConfig`, ...: its class's
+            `ALGO` is written as `"algo"`, which `read_record` reads it back by).
         num_seeds: seeds trained together.
         seed: the base seed.
         run_id: made when the run started; None in folders of purejaxdqn < 0.2.
@@ -150,15 +153,19 @@ class RunRecord:
             `tensorboard`), which a resume keeps unless given again.
     """
 
-    config: DQNConfig
+    config: AlgorithmConfig
     num_seeds: int
     seed: int
     run_id: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready contents of config.json."""
+        """The JSON-ready contents of config.json (`"algo"` first where the config's class
+        names its algorithm).
+        """
+        algo = getattr(type(self.config), "ALGO", None)
         data: dict[str, Any] = {
+            **({} if algo is None else {"algo": algo}),
             **self.config.to_dict(),
             "num_seeds": self.num_seeds,
             "seed": self.seed,
@@ -180,10 +187,13 @@ def write_record(folder: str | Path, record: RunRecord) -> Path:
 def read_record(folder: str | Path) -> RunRecord:
     """The `RunRecord` of a run folder.
 
+    The config is of the class its `"algo"` names (`algorithms.ALGORITHMS`; DQN's when
+    there is none, as in folders written before PQN).
+
     Raises:
         FileNotFoundError: the folder has no config.json.
-        ValueError: the file is not JSON, or holds unknown fields or values `DQNConfig`
-            rejects.
+        ValueError: the file is not JSON, or names an unknown algorithm, or holds unknown
+            fields or values the algorithm's config rejects.
     """
     path = Path(folder) / RUN_CONFIG_FILE
     if not path.is_file():
@@ -199,7 +209,11 @@ def read_record(folder: str | Path) -> RunRecord:
         if isinstance(value, bool) or not isinstance(value, int) or value < (name == "num_seeds"):
             raise ValueError(f"{path}: {name}={value!r} is not allowed")
     run_id, options = data.pop("run_id", None), data.pop("run_options", {})
-    return RunRecord(DQNConfig.from_dict(data), num_seeds, seed, run_id, dict(options))
+    try:
+        config_type = config_class(data.pop("algo", DEFAULT_ALGO))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return RunRecord(config_type.from_dict(data), num_seeds, seed, run_id, dict(options))
 
 
 # --- ownership -------------------------------------------------------------------------------
