@@ -35,6 +35,51 @@ a single device (SB3: against purejaxdqn with 1 seed), "compile ratio" is pureja
 compile time divided by the row's. "final return" is the mean training episode return over
 the last 10% of the run. Results go to
 `<results-dir>/compare_<device>.json` and `.csv`.
+
+`--algo pqn` compares purejaxdqn's PQN with purejaxql's (https://github.com/mttga/purejaxql):
+
+    python benchmarks/compare.py --algo pqn --purejaxql /path/to/purejaxql  # seeds 1 and 16
+    python benchmarks/compare.py --algo pqn --purejaxql /path/to/purejaxql --seeds 1 \
+        --env CartPole-v1 --cartpole-timesteps 40960 --eval-envs 8 --results-dir /tmp/cmp
+
+- purejaxql: `pqn_gymnax.py` with `config/alg/pqn_cartpole.yaml` on CartPole-v1 and
+  `pqn_minatar.py` with `pqn_minatar.yaml` on Breakout-MinAtar, imported unmodified from
+  `--purejaxql` (repo root or its `purejaxql/` folder) at run time. Its config dict is
+  what its hydra entry point builds (`config/config.yaml`'s top-level keys with the alg
+  yaml merged in), with TOTAL_TIMESTEPS = TOTAL_TIMESTEPS_DECAY = the run length (CartPole:
+  491,520, our preset's 240 iterations; Breakout: `--minatar-timesteps`), WANDB_MODE
+  disabled, TEST_NUM_ENVS from `--eval-envs` if given. Shims for what changed since it was
+  written, nothing else: missing `hydra`, `omegaconf`, `wandb`, `safetensors` are stubbed
+  (imported, never used by `make_train`); its `LogWrapper` steps gymnax 1.x's six values and
+  returns the old five, `done = terminated | truncated` (as gymnax < 1.0 did), without the
+  info keys gymnax 1.x added. Timed as `jit(vmap(make_train(config)))` over the raw key
+  data of the same N keys (lower + compile apart from the run, `block_until_ready`).
+- purejaxdqn: `PQNConfig` built from the same yaml values (the preset's network: an MLP of
+  HIDDEN_SIZE x NUM_LAYERS, or the MinAtar CNN), run as `run_experiment` runs it, on one
+  device and, for N > 1, sharded over the local devices. Fields where this differs from
+  `pqn_config_for(env)` (the preset) are printed and recorded (`differences_from_preset`).
+- Evaluation (`--evaluation`): `matched` (default) turns on both sides' greedy tests at
+  purejaxql's TEST_INTERVAL (every int(0.05 * iterations) iterations; ours: one log point
+  per interval, `eval_every=1`), TEST_NUM_ENVS envs for the env's episode limit of steps
+  each at EPS_TEST = 0. The loads differ only in that purejaxql also tests once before
+  training (21 tests to our 20). `off` turns both off (speed rows without evaluation).
+- "final greedy return" of a seed, at the end of training (the last test): purejaxql's
+  `test/returned_episode_returns`, the mean return of every episode that ended within the
+  test's steps (auto-reset envs, so short episodes count more than once); ours, the mean
+  return of each test env's first episode (`evals["return"]`). Equal for a policy whose
+  episodes all last the full test (CartPole at 500). Seeds are not paired across the two
+  implementations (the same keys, split differently), so compare distributions.
+- Known differences in the algorithms: purejaxql treats CartPole's 500-step truncation as a
+  termination (targets do not bootstrap there), ours bootstraps it; ours recomputes
+  max_a Q(s', a) for every next observation (one more forward pass per rollout), purejaxql
+  reuses the Q-values from acting; purejaxql's networks also run a BatchNorm on the input
+  whose output is discarded, and its MinAtar CNN divides observations by 255 and uses
+  He-normal initialisation (ours: no scaling, LeCun-normal).
+- Ratios: "speedup" is purejaxdqn's env steps/s (sharded when N > 1) ÷ the row's,
+  "speedup, ours on 1 device" the same for our one-device row (the like-for-like one:
+  purejaxql runs on one device), "compile ratio" ours (sharded) ÷ the row's, "return
+  ratio" our one-device mean final greedy return ÷ the row's. Results go to
+  `<results-dir>/compare_pqn_<device>.json` and `.csv`.
 """
 
 from __future__ import annotations
@@ -57,6 +102,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from purejaxdqn import DQNConfig, make_train_program  # noqa: E402
+from purejaxdqn.core.pqn_config import PQNConfig  # noqa: E402
+from purejaxdqn.core.pqn_presets import pqn_config_for  # noqa: E402
+from purejaxdqn.envs.spec import make_env  # noqa: E402
 from purejaxdqn.outputs.report import package_versions  # noqa: E402
 from purejaxdqn.run.execute import execute  # noqa: E402
 
@@ -273,6 +321,421 @@ COLUMNS = (
 )
 
 
+# --- --algo pqn: purejaxql's PQN against purejaxdqn's ------------------------------------
+
+# Per env: purejaxql's script and its alg config (in its config/alg/).
+PQN_SCRIPTS = {
+    "CartPole-v1": ("pqn_gymnax.py", "pqn_cartpole.yaml"),
+    "Breakout-MinAtar": ("pqn_minatar.py", "pqn_minatar.yaml"),
+}
+# Imported at the top of purejaxql's scripts, never used by `make_train` with wandb
+# disabled and nothing saved: stubbed when not installed.
+PQN_STUBBED_PACKAGES = ("hydra", "omegaconf", "wandb", "safetensors")
+# Keys gymnax 1.x added to a step's info: purejaxql averages every info key and masks each
+# with `returned_episode` in its tests, which fails on the per-observation final_observation.
+GYMNAX1_INFO_KEYS = frozenset(
+    {"final_observation", "terminated", "truncated", "returned_episode_valid"}
+)
+PQN_REFERENCE_PACKAGES = ("gymnax", "flax", "optax", "chex", "pyyaml")
+PQN_COLUMNS = (
+    ("env", "env_id"),
+    ("evaluation", "evaluation"),
+    ("implementation", "implementation"),
+    ("seeds", "seeds"),
+    ("env steps/seed", "env_steps_per_seed"),
+    ("updates/seed", "updates_per_seed"),
+    ("compile s", "compile_seconds"),
+    ("run s", "run_seconds"),
+    ("env steps/s", "env_steps_per_second"),
+    ("speedup (ours ÷ this)", "speedup"),
+    ("speedup, ours on 1 device", "speedup_one_device"),
+    ("compile ratio (ours ÷ this)", "compile_ratio"),
+    ("final greedy return, mean", "final_return"),
+    ("per seed", "final_returns_text"),
+    ("return ratio (ours 1 dev ÷ this)", "return_ratio"),
+)
+
+
+def purejaxql_package(path: str) -> Path:
+    """The folder of purejaxql's scripts (holding `config/`), from its repo root or itself."""
+    for candidate in (Path(path) / "purejaxql", Path(path)):
+        if (candidate / "config" / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"no purejaxql at {path} (give the repo root or its purejaxql/)")
+
+
+def stub_missing_packages() -> list[str]:
+    """Stub the packages of `PQN_STUBBED_PACKAGES` that are not installed; their names."""
+
+    def unavailable(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("stubbed by benchmarks/compare.py: not installed")
+
+    stubs = {
+        "hydra": {"main": lambda **_: lambda function: function},  # only decorates main()
+        "omegaconf": {"OmegaConf": types.SimpleNamespace(to_yaml=unavailable, save=unavailable)},
+        "wandb": {"init": unavailable, "log": unavailable},
+        "safetensors": {},
+        "safetensors.flax": {"load_file": unavailable, "save_file": unavailable},
+    }
+    stubbed = []
+    for name in PQN_STUBBED_PACKAGES:
+        if importlib.util.find_spec(name) is not None:
+            continue
+        stubbed.append(name)
+        for module_name, attrs in stubs.items():
+            if module_name.partition(".")[0] == name:
+                module = types.ModuleType(module_name)
+                module.__dict__.update(attrs)
+                sys.modules[module_name] = module
+    if "safetensors" in stubbed:
+        sys.modules["safetensors"].flax = sys.modules["safetensors.flax"]
+    return stubbed
+
+
+def load_purejaxql(package: Path, script: str) -> types.ModuleType:
+    """Import purejaxql's `script` from `package` unmodified, with gymnax 1.x's `LogWrapper`
+    giving the five-value step it was written for.
+    """
+    spec = importlib.util.spec_from_file_location(
+        f"purejaxql_{Path(script).stem}", package / script
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+
+    class FiveTupleLogWrapper(module.LogWrapper):
+        """gymnax 1.x LogWrapper with the old `(obs, state, reward, done, info)` step."""
+
+        def step(self, key: Any, state: Any, action: Any, params: Any = None) -> tuple:
+            obs, state, reward, terminated, truncated, info = super().step(
+                key, state, action, params
+            )
+            info = {k: v for k, v in info.items() if k not in GYMNAX1_INFO_KEYS}
+            return obs, state, reward, terminated | truncated, info
+
+    module.LogWrapper = FiveTupleLogWrapper
+    return module
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """A yaml file as a dict, with numbers such as `5e5` (strings to PyYAML, floats to
+    OmegaConf, which purejaxql reads its configs with) as floats.
+    """
+    import re
+
+    import yaml
+
+    number = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return float(value) if isinstance(value, str) and number.fullmatch(value) else value
+
+    return convert(yaml.safe_load(path.read_text()) or {})
+
+
+def purejaxql_config(package: Path, alg_file: str, args: argparse.Namespace, total: int) -> dict:
+    """The config dict purejaxql's entry point would build for `+alg=<alg_file>` (the
+    top-level config with the alg's keys merged in), for a run of `total` env steps.
+    """
+    config = _read_yaml(package / "config" / "config.yaml")
+    alg = {**config.get("alg", {}), **_read_yaml(package / "config" / "alg" / alg_file)}
+    # single_run: {**config, **config["alg"]}; make_train never reads the nested "alg",
+    # which keeps the yaml's own TOTAL_TIMESTEPS and ENV_NAME: left out, not to mislead.
+    config = {**{k: v for k, v in config.items() if k != "alg"}, **alg}
+    config.update(
+        TOTAL_TIMESTEPS=total,
+        TOTAL_TIMESTEPS_DECAY=total,
+        WANDB_MODE="disabled",
+        SEED=args.seed,
+        SAVE_PATH=None,
+    )
+    if args.eval_envs is not None:
+        config["TEST_NUM_ENVS"] = args.eval_envs
+    return config
+
+
+def pqn_log_points(ql: dict[str, Any], env_id: str) -> int:
+    """Our log points per run: one per purejaxql test interval (int(TEST_INTERVAL *
+    iterations) iterations), so that our evaluations fall where its tests do.
+    """
+    rollout = int(ql["NUM_ENVS"] * ql["NUM_STEPS"])
+    iterations, rest = divmod(int(ql["TOTAL_TIMESTEPS"]), rollout)
+
+    def interval(n: int) -> int:
+        return int(n * ql["TEST_INTERVAL"])
+
+    if rest or not interval(iterations) or iterations % interval(iterations):
+        valid = [n for n in range(1, 4 * iterations + 40) if interval(n) and n % interval(n) == 0]
+        near = sorted(valid, key=lambda n: abs(n - iterations))[:2]
+        raise SystemExit(
+            f"{env_id}: {int(ql['TOTAL_TIMESTEPS'])} env steps is not a whole number of "
+            f"rollouts ({rollout} env steps) whose count N is a multiple of purejaxql's test "
+            f"interval int({ql['TEST_INTERVAL']} * N); nearest: "
+            + " or ".join(f"{n * rollout} (N = {n})" for n in sorted(near))
+        )
+    return iterations // interval(iterations)
+
+
+def pqn_config_from(ql: dict[str, Any], env_id: str, script: str, evaluation: str) -> PQNConfig:
+    """Our `PQNConfig` for the run that purejaxql's config dict `ql` describes."""
+    if ql.get("NORM_INPUT", False) or ql["NORM_TYPE"] not in ("layer_norm", "none"):
+        raise SystemExit(f"{env_id}: purejaxql's NORM_INPUT / batch_norm have no counterpart")
+    if script == "pqn_gymnax.py":  # its QNetwork: NUM_LAYERS dense layers of HIDDEN_SIZE
+        network = {
+            "network": "mlp",
+            "hidden_sizes": (int(ql.get("HIDDEN_SIZE", 128)),) * int(ql.get("NUM_LAYERS", 2)),
+        }
+    else:  # pqn_minatar.py's CNN: 16 3x3 filters, then a dense layer of 128
+        network = {"network": "minatar_cnn", "hidden_sizes": (128,)}
+    return pqn_config_for(env_id).replace(
+        num_envs=int(ql["NUM_ENVS"]),
+        num_steps=int(ql["NUM_STEPS"]),
+        total_timesteps=int(ql["TOTAL_TIMESTEPS"]),
+        num_epochs=int(ql["NUM_EPOCHS"]),
+        num_minibatches=int(ql["NUM_MINIBATCHES"]),
+        learning_rate=float(ql["LR"]),
+        anneal_lr=bool(ql.get("LR_LINEAR_DECAY", False)),
+        max_grad_norm=float(ql["MAX_GRAD_NORM"]),
+        gamma=float(ql["GAMMA"]),
+        lam=float(ql["LAMBDA"]),
+        reward_scale=float(ql.get("REW_SCALE", 1.0)),
+        exploration_initial_eps=float(ql["EPS_START"]),
+        exploration_final_eps=float(ql["EPS_FINISH"]),
+        exploration_fraction=float(ql["EPS_DECAY"]),
+        norm=ql["NORM_TYPE"],
+        num_log_points=pqn_log_points(ql, env_id),
+        eval_every=1 if evaluation == "matched" else 0,
+        eval_episodes=int(ql["TEST_NUM_ENVS"]),
+        eval_epsilon=float(ql["EPS_TEST"]),
+        eval_max_steps=ql.get("TEST_NUM_STEPS"),
+        **network,
+    )
+
+
+def differences_from_preset(config: PQNConfig) -> dict[str, list]:
+    """Fields of `config` that differ from `pqn_config_for(env)`, but for the run length,
+    the log points and the evaluation: {field: [preset's, ours here]}; `network` compares
+    the network class each builds ('auto' resolved).
+    """
+    spec = make_env(config.env_id)
+
+    def fields(c: PQNConfig) -> dict[str, Any]:
+        network = c.q_network(spec.obs_shape, spec.num_actions)[0]
+        return {**c.to_dict(), "network": type(network).__name__}
+
+    preset, ours = fields(pqn_config_for(config.env_id)), fields(config)
+    skip = {"total_timesteps", "num_log_points", "solved_threshold"}
+    return {
+        name: [preset.get(name), value]
+        for name, value in ours.items()
+        if preset.get(name) != value and name not in skip and not name.startswith("eval_")
+    }
+
+
+def _pqn_row(name: str, env_id: str, evaluation: str, finals: Any, *counts: Any) -> dict:
+    """A PQN table row: `_row(name, *counts)` with the env, the evaluation and the final
+    greedy return of every seed (`finals`, None without evaluation).
+    """
+    mean = None if finals is None or np.isnan(finals).all() else np.nanmean(finals)
+    listed = None if finals is None else [_finite(v) for v in np.asarray(finals)]
+    text = None
+    if listed:
+        finite = [v for v in listed if v is not None]
+        if len(listed) <= 4:
+            text = ", ".join("nan" if v is None else f"{v:.1f}" for v in listed)
+        elif finite:
+            text = f"{min(finite):.1f}..{max(finite):.1f}"
+            text += f" ({len(listed) - len(finite)} nan)" if len(finite) < len(listed) else ""
+    return {
+        "env_id": env_id,
+        "evaluation": evaluation,
+        **_row(name, *counts, mean),
+        "final_returns": listed,
+        "final_returns_text": text,
+    }
+
+
+def run_pqn_ours(config: PQNConfig, keys: jax.Array, shard: bool, test_steps: int) -> dict:
+    """Time purejaxdqn's PQN on `keys` as `run_experiment` runs it (`run.execute`), on one
+    device or sharded over the local devices; one table row.
+    """
+    devices = jax.local_devices()[: None if shard else 1]
+    out = execute(
+        config.make_program(), keys, config.hparams(), max_runs_per_device=None, devices=devices
+    )
+    timed = {"compile_seconds": out.compile_seconds, "run_seconds": out.run_seconds}
+    evaluation = "off"
+    finals = None
+    if config.eval_every:
+        finals = out.evals["return"][:, -1]
+        evaluation = f"{config.num_evals} x {config.eval_episodes} envs x {test_steps} steps"
+    used = out.plan.num_devices
+    return _pqn_row(
+        f"purejaxdqn ({used} device{'s' if used > 1 else ''})",
+        config.env_id,
+        evaluation,
+        finals,
+        len(keys),
+        out.metrics["env_steps"][:, -1],
+        out.metrics["updates"].sum(axis=1),
+        timed,
+    )
+
+
+def run_pqn_theirs(module: types.ModuleType, ql: dict, keys: jax.Array, env_id: str) -> dict:
+    """Time purejaxql's `jit(vmap(make_train(config)))` on the raw data of `keys`; one row."""
+    ql = dict(ql, NUM_SEEDS=len(keys))  # make_train adds NUM_UPDATES and others to it
+    train = module.make_train(ql)
+    timed = common.time_compiled(jax.vmap(train), jax.random.key_data(keys))
+    train_state = timed["output"]["runner_state"][0]
+    metrics = timed["output"]["metrics"]
+    evaluation, finals = "off", None
+    if ql.get("TEST_DURING_TRAINING", False):
+        finals = np.asarray(metrics["test/returned_episode_returns"])[:, -1]
+        tests = int(ql["NUM_UPDATES"]) // int(ql["NUM_UPDATES"] * ql["TEST_INTERVAL"]) + 1
+        evaluation = (
+            f"{tests} x {ql['TEST_NUM_ENVS']} envs x {ql['TEST_NUM_STEPS']} steps (1 before "
+            "training)"
+        )
+    return _pqn_row(
+        "purejaxql",
+        env_id,
+        evaluation,
+        finals,
+        len(keys),
+        np.asarray(train_state.timesteps),
+        np.asarray(train_state.grad_steps),
+        timed,
+    )
+
+
+def pqn_warm_up(module: types.ModuleType, ql: dict, config: PQNConfig) -> None:
+    """Compile (and for ours run) both at one iteration without evaluation, untimed, so
+    neither timed compile pays the process's one-time costs.
+    """
+    rollout = config.steps_per_iteration
+    tiny = config.replace(total_timesteps=rollout, num_log_points=1, eval_every=0)
+    keys = jax.random.split(jax.random.key(0), 1)
+    execute(tiny.make_program(), keys, tiny.hparams(), devices=jax.local_devices()[:1])
+    tiny_ql = dict(ql, TOTAL_TIMESTEPS=rollout, TOTAL_TIMESTEPS_DECAY=rollout)
+    tiny_ql["TEST_DURING_TRAINING"] = False
+    train = module.make_train(tiny_ql)
+    jax.jit(jax.vmap(train)).lower(jax.random.key_data(keys)).compile()
+
+
+def _run_pqn_seeds(
+    module: types.ModuleType, ql: dict, config: PQNConfig, args: argparse.Namespace, steps: int
+) -> list[dict]:
+    """Every seed count of one env and evaluation mode: our rows (one device, and sharded
+    for N > 1) and purejaxql's, with the ratios.
+    """
+    rows, ours, ours_one_device = [], {}, {}
+    for num_seeds in args.seeds:
+        keys = jax.random.split(jax.random.key(args.seed), num_seeds)
+        label = f"{config.env_id}, evaluation {'on' if config.eval_every else 'off'}"
+        print(f"{label}: purejaxdqn, {num_seeds} seed(s), one device ...", flush=True)
+        ours[num_seeds] = ours_one_device[num_seeds] = run_pqn_ours(config, keys, False, steps)
+        rows.append(ours[num_seeds])
+        if min(num_seeds, len(jax.local_devices())) > 1:
+            print(f"{label}: purejaxdqn, {num_seeds} seed(s), sharded ...", flush=True)
+            ours[num_seeds] = run_pqn_ours(config, keys, True, steps)
+            rows.append(ours[num_seeds])
+        print(f"{label}: purejaxql, {num_seeds} seed(s) ...", flush=True)
+        rows.append(run_pqn_theirs(module, ql, keys, config.env_id))
+    _add_ratios(rows, ours, ours_one_device)
+    for row in rows:
+        single = ours_one_device[row["seeds"]]["final_return"]
+        if not row["implementation"].startswith("purejaxdqn"):
+            theirs = row["final_return"]
+            row["return_ratio"] = single / theirs if single is not None and theirs else None
+    return rows
+
+
+def run_pqn_env(env_id: str, package: Path, args: argparse.Namespace) -> tuple[list, dict]:
+    """Both implementations on `env_id` in every evaluation mode; the rows and a record of
+    the configs, the differences from our preset and the files used.
+    """
+    script, alg_file = PQN_SCRIPTS[env_id]
+    module = load_purejaxql(package, script)
+    total = args.cartpole_timesteps if env_id == "CartPole-v1" else args.minatar_timesteps
+    ql_base = {**purejaxql_config(package, alg_file, args, total), "ENV_NAME": env_id}
+    steps = int(ql_base.get("TEST_NUM_STEPS") or make_env(env_id).max_episode_steps)
+    record: dict[str, Any] = {
+        "script": script,
+        "alg_config": alg_file,
+        "sha256": {
+            name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for name, path in (
+                (script, package / script),
+                (alg_file, package / "config" / "alg" / alg_file),
+                ("config.yaml", package / "config" / "config.yaml"),
+            )
+        },
+        "runs": {},
+    }
+    rows = []
+    for evaluation in args.evaluation:
+        ql = dict(ql_base, TEST_DURING_TRAINING=evaluation == "matched")
+        config = pqn_config_from(ql, env_id, script, evaluation)
+        if not rows:
+            differences = differences_from_preset(config)
+            record["differences_from_preset"] = differences
+            print(f"{env_id}: purejaxql's config differs from our preset in {differences}")
+            print(f"{env_id}: warming up the compiler (untimed) ...", flush=True)
+            pqn_warm_up(module, ql, config)
+        rows += _run_pqn_seeds(module, ql, config, args, steps)
+        record["runs"][evaluation] = {
+            "purejaxdqn": config.to_dict(),
+            "purejaxql": {**ql, "NUM_SEEDS": "each row's seeds"},
+        }
+    return rows, record
+
+
+def main_pqn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """`--algo pqn`: run both PQNs on every env, print the table and write the results."""
+    if args.purejaxql is None:
+        parser.error("--algo pqn needs --purejaxql PATH (or $PUREJAXQL_PATH)")
+    package = purejaxql_package(args.purejaxql)
+    stubbed = stub_missing_packages()
+    if stubbed:
+        print(f"stubbed (not installed, unused by purejaxql's make_train): {stubbed}")
+    rows, records = [], {}
+    for env_id in args.env:
+        env_rows, records[env_id] = run_pqn_env(env_id, package, args)
+        rows += env_rows
+    print(
+        f"\nPQN, purejaxdqn against purejaxql at purejaxql's configs, {common.device_slug()}; "
+        "evaluation: the greedy tests each side ran during the timed run (off: none)\n"
+    )
+    print(common.markdown_table(rows, PQN_COLUMNS))
+    metadata = common.run_metadata()
+    metadata.update(
+        algo="pqn",
+        seed=args.seed,
+        seeds=args.seeds,
+        evaluation=args.evaluation,
+        purejaxql_path=str(package),
+        purejaxql_stubbed_packages=stubbed,
+        shims=[
+            "LogWrapper.step returns (obs, state, reward, terminated | truncated, info) "
+            f"without gymnax 1.x's info keys {sorted(GYMNAX1_INFO_KEYS)}",
+            f"stub modules for missing {list(PQN_STUBBED_PACKAGES)}",
+        ],
+        envs=records,
+        reference_versions=package_versions(PQN_REFERENCE_PACKAGES),
+        final_return=(
+            "final greedy return of a seed at the end of training: purejaxql's last "
+            "test/returned_episode_returns (mean over every episode ended within the test's "
+            "steps), ours the mean return of each evaluation env's first episode"
+        ),
+    )
+    name = f"compare_pqn_{common.device_slug()}"
+    paths = common.write_results(name, rows, metadata, args.results_dir)
+    print("\nwrote " + ", ".join(map(str, paths)))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 16], help="seed counts")
@@ -295,6 +758,52 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--results-dir", type=Path, default=common.RESULTS_DIR, help="where to write results"
+    )
+    parser.add_argument(
+        "--algo",
+        choices=["dqn", "pqn"],
+        default="dqn",
+        help="dqn: against purejaxrl and SB3 (default); pqn: our PQN against purejaxql's",
+    )
+    pqn = parser.add_argument_group("--algo pqn")
+    pqn.add_argument(
+        "--purejaxql",
+        default=os.environ.get("PUREJAXQL_PATH"),
+        help="purejaxql repo root or its purejaxql/ folder (default: $PUREJAXQL_PATH)",
+    )
+    pqn.add_argument(
+        "--env",
+        nargs="+",
+        choices=list(PQN_SCRIPTS),
+        default=list(PQN_SCRIPTS),
+        help="envs to compare (CartPole-v1: pqn_gymnax.py; Breakout-MinAtar: pqn_minatar.py)",
+    )
+    pqn.add_argument(
+        "--cartpole-timesteps",
+        type=int,
+        default=pqn_config_for("CartPole-v1").total_timesteps,
+        help="CartPole-v1 env steps per seed (default: our preset's 491,520 = 240 iterations)",
+    )
+    pqn.add_argument(
+        "--minatar-timesteps",
+        type=int,
+        default=409_600,
+        help="Breakout-MinAtar env steps per seed (default 409,600 = 100 iterations of "
+        "128 envs x 32 steps, a short CPU run; the preset's is 10,240,000)",
+    )
+    pqn.add_argument(
+        "--evaluation",
+        nargs="+",
+        choices=["matched", "off"],
+        default=["matched"],
+        help="matched: both sides run their greedy tests at purejaxql's schedule (final "
+        "greedy returns); off: neither does (training speed only); both: 'matched off'",
+    )
+    pqn.add_argument(
+        "--eval-envs",
+        type=int,
+        default=None,
+        help="test envs per evaluation, both sides (default: the yaml's TEST_NUM_ENVS, 128)",
     )
     return parser
 
@@ -359,6 +868,9 @@ def main(argv: list[str] | None = None) -> None:
     """Parse options, run every implementation, print the table and write the results."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.algo == "pqn":
+        main_pqn(args, parser)
+        return
     try:
         config = common.CLASSIC_CARTPOLE.replace(total_timesteps=args.total_timesteps)
     except ValueError as error:

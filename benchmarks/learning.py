@@ -18,9 +18,20 @@ each environment instead (`presets.rainbow_for`) and writes
 `learning_rainbow_<env>.json`; `--without COMPONENT` switches one of Rainbow's components
 off (an ablation) and writes `learning_rainbow-without-<component>_<env>.json`.
 
+`--algo pqn` trains the PQN preset of each environment instead
+(`purejaxdqn.core.pqn_presets.pqn_config_for`, purejaxql's configurations) the same way and
+writes `learning_pqn_<env>.json`; its targets are `PQN_TARGETS` (CartPole-v1: at least 90%
+of 32 seeds end at a greedy return >= 475; Acrobot-v1 and MinAtar: the DQN targets, which
+are properties of the task, not of DQN). `--total-timesteps` is rounded to a whole number of
+log periods for PQN (printed).
+
+    python benchmarks/learning.py --algo pqn --env CartPole-v1          # 32 seeds, 491,520 steps
+
 The final greedy return of a seed is the mean over `eval_episodes` greedy episodes at the
 last evaluation (the end of training). IQM is the interquartile mean over seeds. A run
 with fewer seeds or env steps than the target's records both and says so in its "note".
+Every record also holds `wall_seconds`: the whole `run_experiment` call (compile, run and
+progress output).
 """
 
 from __future__ import annotations
@@ -29,11 +40,14 @@ import argparse
 import datetime
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from purejaxdqn.core.presets import RAINBOW, get_preset, rainbow_for
+from purejaxdqn.core.pqn_config import PQNConfig
+from purejaxdqn.core.pqn_presets import adapt_pqn, pqn_config_for
+from purejaxdqn.core.presets import MINATAR_GAMES, RAINBOW, get_preset, rainbow_for
 from purejaxdqn.run.devices import use_all_cpu_cores
 from purejaxdqn.run.experiment import run_experiment
 from purejaxdqn.run.monitor import ProgressDisplay
@@ -87,6 +101,14 @@ TARGETS: dict[str, Target] = {
     "Seaquest-MinAtar": Target(num_seeds=4, min_iqm=20.0),
     "SpaceInvaders-MinAtar": Target(num_seeds=4, min_iqm=43.0),
     "LunarLander-v3": Target(num_seeds=8, min_iqm=200.0),  # needs purejaxdqn[envpool]
+}
+
+# PQN's targets: the solved fraction on CartPole-v1; elsewhere the DQN targets, which are
+# properties of the task (Acrobot's -100, the MinAtar paper's DQN returns as a floor).
+PQN_TARGETS: dict[str, Target] = {
+    "CartPole-v1": Target(num_seeds=32, min_iqm=None, min_fraction_solved=0.9),
+    "Acrobot-v1": TARGETS["Acrobot-v1"],
+    **{f"{game}-MinAtar": TARGETS[f"{game}-MinAtar"] for game in MINATAR_GAMES},
 }
 
 COLUMNS = (
@@ -148,10 +170,15 @@ RAINBOW_ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset_config(env_id: str, preset: str | None, without: str | None) -> tuple[Any, str]:
+def preset_config(
+    env_id: str, preset: str | None, without: str | None, algo: str = "dqn"
+) -> tuple[Any, str]:
     """The config to train and the prefix of its results file: the env's DQN preset
-    ('learning'), or its Rainbow preset ('learning_rainbow'), with one component off.
+    ('learning'), or its Rainbow preset ('learning_rainbow'), with one component off, or
+    with `algo='pqn'` its PQN preset ('learning_pqn').
     """
+    if algo == "pqn":
+        return pqn_config_for(env_id), "learning_pqn"
     if preset is None:
         return get_preset(env_id), "learning"
     config = rainbow_for(env_id)
@@ -168,18 +195,25 @@ def run_one(
     total_timesteps: int | None = None,
     preset: str | None = None,
     without: str | None = None,
+    algo: str = "dqn",
 ) -> dict[str, Any]:
     """Train the preset for `env_id` (its Rainbow preset with `preset='rainbow'`, one
-    component off with `without`; for `total_timesteps` env steps per seed if given, else
-    the preset's), write its JSON record and return the record.
+    component off with `without`, its PQN preset with `algo='pqn'`; for `total_timesteps`
+    env steps per seed if given, else the preset's), write its JSON record and return it.
     """
-    config, prefix = preset_config(env_id, preset, without)
+    config, prefix = preset_config(env_id, preset, without, algo)
     budget = config.total_timesteps
-    if total_timesteps is not None:
+    if total_timesteps is not None and algo == "pqn":
+        config, notes = adapt_pqn(config, {"total_timesteps": total_timesteps})
+        for note in notes:
+            print(f"  [{env_id}] {note}", flush=True)
+    elif total_timesteps is not None:
         config = config.replace(total_timesteps=total_timesteps)
-    target = TARGETS.get(env_id, Target(num_seeds=16, min_iqm=None))
+    targets = PQN_TARGETS if algo == "pqn" else TARGETS
+    target = targets.get(env_id, Target(num_seeds=16, min_iqm=None))
     num_seeds = target.num_seeds if num_seeds is None else num_seeds
     started = datetime.datetime.now(datetime.timezone.utc)
+    wall_start = time.perf_counter()
     display = ProgressDisplay(f"  [{env_id}]", config.total_timesteps, stream=sys.stdout)
     try:
         experiment = run_experiment(
@@ -191,6 +225,7 @@ def run_one(
         )
     finally:
         display.close()
+    wall_seconds = time.perf_counter() - wall_start
     summary = experiment.summary.to_json()
     record = {
         **summary,
@@ -203,6 +238,8 @@ def run_one(
         "started_utc": started.isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/learning.py", *sys.argv[1:]]),
         "preset": prefix.removeprefix("learning").removeprefix("_") or "dqn",
+        "algo": algo,
+        "wall_seconds": wall_seconds,
         "config": config.to_dict(),
     }
     if config.total_timesteps != budget:
@@ -225,17 +262,25 @@ def run_one(
     return record
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Train each preset over many seeds; report the final greedy return "
         "(IQM over seeds) against its target and write benchmarks/results/learning_<env>.json."
     )
     parser.add_argument(
+        "--algo",
+        choices=["dqn", "pqn"],
+        default="dqn",
+        help="dqn (default): the DQN (or --preset rainbow) presets; pqn: the PQN presets, "
+        "written to learning_pqn_<env>.json",
+    )
+    parser.add_argument(
         "--env",
         nargs="+",
-        default=list(TARGETS),
+        default=None,
         metavar="ID",
-        help=f"preset(s) to run (default: all of {list(TARGETS)})",
+        help=f"preset(s) to run (default: all of {list(TARGETS)}; --algo pqn: all of "
+        f"{list(PQN_TARGETS)})",
     )
     parser.add_argument(
         "--num-seeds",
@@ -268,12 +313,23 @@ def main(argv: list[str] | None = None) -> int:
         default=RESULTS_DIR,
         help="where to write learning_<env>.json (default benchmarks/results)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     use_all_cpu_cores()  # one JAX device per core, as the purejaxdqn command does
     args = parser.parse_args(argv)
     if args.without is not None and args.preset is None:
         parser.error("--without needs --preset rainbow")
+    if args.algo == "pqn" and args.preset is not None:
+        parser.error("--preset is for --algo dqn")
+    if args.env is None:
+        args.env = list(PQN_TARGETS if args.algo == "pqn" else TARGETS)
     for env_id in args.env:
         get_preset(env_id)  # fail on an unknown id before spending minutes on the others
+        if args.algo == "pqn" and pqn_config_for(env_id) == PQNConfig(env_id=env_id):
+            print(f"note: no PQN preset for {env_id}: it trains PQNConfig's defaults")
 
     records = []
     for env_id in args.env:
@@ -286,8 +342,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.total_timesteps,
                 args.preset,
                 args.without,
+                args.algo,
             )
         )
+        print(f"  [{env_id}] wall time {records[-1]['wall_seconds']:.1f} s")
         print(table_header())
         print(table_row(records[-1]), flush=True)
     print()

@@ -35,6 +35,16 @@ env steps/s and the microseconds of one update (sample, loss and gradient, optim
 priorities back) of the whole vmapped program: the run time of gradient_steps=3 minus that
 of gradient_steps=1, divided by the extra updates, so acting and env steps cancel out.
 Results go to `<results-dir>/throughput_components_<device>.json` and `.csv`.
+
+`--algo pqn` sweeps PQN instead (default: CartPole-v1's PQN preset, `pqn_config_for`, at
+1, 2, 4, ..., 256 seeds), with evaluation off, the preset's run length or `--pqn-timesteps`
+(a whole number of rollouts; the log points drop to the largest valid count) and the same
+layout, compile/run split, memory stop rules and table; PQN has no replay buffer, so the
+replay columns are left out. Results go to `<results-dir>/throughput_pqn_<device>.json`
+and `.csv`:
+
+    python benchmarks/throughput.py --algo pqn                       # CartPole-v1, 1..256 seeds
+    python benchmarks/throughput.py --algo pqn --seeds 1 16 --pqn-timesteps 98304
 """
 
 from __future__ import annotations
@@ -57,7 +67,8 @@ from common import (
 
 from purejaxdqn import DQNConfig, get_preset, make_train
 from purejaxdqn.cli.options import parse_max_runs
-from purejaxdqn.core.loop import make_train_program
+from purejaxdqn.core.pqn_config import PQNConfig
+from purejaxdqn.core.pqn_presets import pqn_config_for
 from purejaxdqn.core.presets import RAINBOW_COMPONENTS
 from purejaxdqn.core.replay import nbytes as replay_nbytes
 from purejaxdqn.envs.spec import make_env
@@ -108,6 +119,24 @@ def bench_config(env_id: str, args: argparse.Namespace) -> DQNConfig:
     return scaled_config(get_preset(env_id).replace(eval_every=0), args.minatar_timesteps)
 
 
+def pqn_bench_config(env_id: str, total_timesteps: int | None) -> PQNConfig:
+    """The env's PQN preset with evaluation off, shortened to `total_timesteps` (a whole
+    number of rollouts) if given, with the most log points up to the preset's that divide
+    its iterations.
+    """
+    base = pqn_config_for(env_id).replace(eval_every=0)
+    if total_timesteps is None:
+        return base
+    iterations, rest = divmod(total_timesteps, base.steps_per_iteration)
+    if rest or not iterations:
+        raise SystemExit(
+            f"{env_id}: --pqn-timesteps {total_timesteps} must be a positive multiple of "
+            f"num_envs * num_steps = {base.steps_per_iteration}"
+        )
+    log_points = max(d for d in range(1, base.num_log_points + 1) if iterations % d == 0)
+    return base.replace(total_timesteps=total_timesteps, num_log_points=log_points)
+
+
 def replay_memory(config: DQNConfig) -> dict[str, Any]:
     """Replay bytes per seed (every array of the buffer, from `jax.eval_shape`) and raw
     compact observation bytes (buffer_size * obs size * storage itemsize).
@@ -135,7 +164,10 @@ def memory_limit() -> int | None:
 
 
 def run_point(
-    config: DQNConfig, num_seeds: int, seed: int, max_runs_per_device: int | str | None
+    config: DQNConfig | PQNConfig,
+    num_seeds: int,
+    seed: int,
+    max_runs_per_device: int | str | None,
 ) -> dict[str, Any]:
     """Compile and run `num_seeds` seeds of `config` the way `run_experiment` does
     (`run.execute`: sharded over the devices, in sequential batches past
@@ -143,7 +175,7 @@ def run_point(
     """
     keys = jax.random.split(jax.random.key(seed), num_seeds)
     outputs = execute(
-        make_train_program(config),
+        config.make_program(),  # DQN: make_train_program(config); PQN: make_pqn_program
         keys,
         config.hparams(),
         max_runs_per_device=max_runs_per_device,
@@ -207,17 +239,19 @@ def print_row(row: dict[str, Any]) -> None:
     )
 
 
-def sweep_env(config: DQNConfig, args: argparse.Namespace) -> list[dict[str, Any]]:
+def sweep_env(config: DQNConfig | PQNConfig, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Measure every seed count of `args.seeds` for `config`, smallest first, until one
     would not fit memory or a point ran longer than `args.max_seconds`.
     """
-    memory = replay_memory(config)
-    target = " (target <= 1.25)" if config.env_id.endswith("-MinAtar") else ""
-    print(
-        f"\n{config.env_id}: replay {memory['replay_mb_per_seed']:.2f} MB/seed, raw compact "
-        f"obs {memory['raw_obs_bytes_per_seed'] / MB:.2f} MB, replay ÷ raw obs = "
-        f"{memory['replay_over_raw_obs']:.3f}{target} at buffer {config.buffer_size:,}"
-    )
+    memory: dict[str, Any] = {}  # PQN: no replay buffer
+    if isinstance(config, DQNConfig):
+        memory = replay_memory(config)
+        target = " (target <= 1.25)" if config.env_id.endswith("-MinAtar") else ""
+        print(
+            f"\n{config.env_id}: replay {memory['replay_mb_per_seed']:.2f} MB/seed, raw "
+            f"compact obs {memory['raw_obs_bytes_per_seed'] / MB:.2f} MB, replay ÷ raw obs = "
+            f"{memory['replay_over_raw_obs']:.3f}{target} at buffer {config.buffer_size:,}"
+        )
     rows: list[dict[str, Any]] = []
     measured: list[tuple[int, int]] = []
     stop: str | None = None
@@ -230,7 +264,7 @@ def sweep_env(config: DQNConfig, args: argparse.Namespace) -> list[dict[str, Any
             "skipped": stop,
         }
         limit = memory_limit()
-        estimate = estimate_bytes(num_seeds, measured, memory["replay_bytes_per_seed"])
+        estimate = estimate_bytes(num_seeds, measured, memory.get("replay_bytes_per_seed", 0))
         if not stop and limit and estimate > FIT_FRACTION * limit:
             stop = row["skipped"] = (
                 f"{num_seeds} seeds estimated {estimate / MB:,.0f} MB > {FIT_FRACTION:.0%} of "
@@ -390,22 +424,42 @@ def main_components(configs: dict[str, DQNConfig], args: argparse.Namespace) -> 
     print("wrote " + ", ".join(map(str, paths)))
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse options, sweep every env over the seed counts, print and save the results."""
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, with --env and --seeds defaulting per --algo."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--algo",
+        choices=["dqn", "pqn"],
+        default="dqn",
+        help="dqn (default): the classic CartPole config and DQN presets; pqn: PQN presets",
+    )
     parser.add_argument(
         "--env",
         nargs="+",
-        default=["CartPole-v1", "Breakout-MinAtar"],
-        help="CartPole-v1 (classic config) or an env with a preset",
+        default=None,
+        help="CartPole-v1 (classic config) or an env with a preset (default: CartPole-v1 and "
+        "Breakout-MinAtar; --algo pqn: CartPole-v1, its PQN preset)",
     )
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 4, 16, 64, 256])
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="seed counts (default 1 4 16 64 256; --algo pqn: 1 2 4 ... 256)",
+    )
     parser.add_argument("--cartpole-timesteps", type=int, default=50_000)
     parser.add_argument(
         "--minatar-timesteps",
         type=int,
         default=20_000,
         help="env steps per seed of every env other than CartPole-v1",
+    )
+    parser.add_argument(
+        "--pqn-timesteps",
+        type=int,
+        default=None,
+        help="--algo pqn: env steps per seed, a multiple of num_envs * num_steps (default: "
+        "each preset's, 491,520 for CartPole-v1)",
     )
     parser.add_argument("--seed", type=int, default=0, help="base seed of the per-seed keys")
     parser.add_argument(
@@ -430,28 +484,63 @@ def main(argv: list[str] | None = None) -> None:
         help="one row per DQN-family component against plain DQN (see the module "
         f"docstring): the ones named (of {list(COMPONENTS)}; 'dqn' is always run), or all",
     )
-    args = parser.parse_args(argv)
+    return _checked(parser.parse_args(argv), parser)
+
+
+def _checked(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """`args` with --env and --seeds defaulted per --algo, checked."""
+    pqn = args.algo == "pqn"
+    if pqn and args.components is not None:
+        parser.error("--components is for --algo dqn")
+    if args.env is None:
+        args.env = ["CartPole-v1"] if pqn else ["CartPole-v1", "Breakout-MinAtar"]
+    if args.seeds is None:
+        args.seeds = [2**i for i in range(9)] if pqn else [1, 4, 16, 64, 256]
     args.seeds = sorted(set(args.seeds))
     if args.seeds[0] < 1:
         parser.error("--seeds must be >= 1")
+    return args
 
-    configs = {env_id: bench_config(env_id, args) for env_id in args.env}
+
+def describe(c: DQNConfig | PQNConfig) -> str:
+    """One line on the run each seed makes."""
+    head = f"{c.env_id}: {c.total_timesteps:,} env steps/seed, {c.num_envs} envs, "
+    tail = f"{c.num_log_points} log points, eval off"
+    if isinstance(c, PQNConfig):
+        return head + (
+            f"PQN: {c.num_steps} steps per rollout, {c.num_epochs} epochs x "
+            f"{c.num_minibatches} minibatches of {c.minibatch_size}, {tail}"
+        )
+    return head + (
+        f"learning_starts {c.learning_starts:,}, buffer {c.buffer_size:,}, batch "
+        f"{c.batch_size}, train_freq {c.train_freq}, gradient_steps {c.gradient_steps}, {tail}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse options, sweep every env over the seed counts, print and save the results."""
+    args = _parse_args(argv)
+    pqn = args.algo == "pqn"
+    if pqn:
+        configs = {env_id: pqn_bench_config(env_id, args.pqn_timesteps) for env_id in args.env}
+    else:
+        configs = {env_id: bench_config(env_id, args) for env_id in args.env}
     print(f"device: {device_description()}")
     if args.components is not None:
         main_components(configs, args)
         return
     for c in configs.values():
-        print(
-            f"{c.env_id}: {c.total_timesteps:,} env steps/seed, {c.num_envs} envs, "
-            f"learning_starts {c.learning_starts:,}, buffer {c.buffer_size:,}, batch "
-            f"{c.batch_size}, train_freq {c.train_freq}, gradient_steps {c.gradient_steps}, "
-            f"{c.num_log_points} log points, eval off"
-        )
+        print(describe(c))
     rows = [row for config in configs.values() for row in sweep_env(config, args)]
 
     bases = sorted({r.get("speedup_base_seeds") for r in rows} - {None})
     base = f"{bases[0]} seed{'s' * (bases[0] != 1)}" if len(bases) == 1 else "fewest seeds"
-    columns = [(f"speedup vs {base}" if key == "speedup" else name, key) for name, key in COLUMNS]
+    replay = ("replay_mb_per_seed", "replay_over_raw_obs")
+    columns = [
+        (f"speedup vs {base}" if key == "speedup" else name, key)
+        for name, key in COLUMNS
+        if not (pqn and key in replay)
+    ]
     table = [{**row, "skipped": row["skipped"] or "-", "layout": layout(row)} for row in rows]
     print("\n" + markdown_table(table, columns) + "\n")
     for env_id in configs:
@@ -459,13 +548,15 @@ def main(argv: list[str] | None = None) -> None:
 
     metadata = {
         **run_metadata(),
+        "algo": args.algo,
         "device_slug": device_slug(),
         "seed": args.seed,
         "max_seconds": args.max_seconds,
         "max_runs_per_device": args.max_runs_per_device,
         "configs": {env_id: c.to_dict() for env_id, c in configs.items()},
     }
-    paths = write_results(f"throughput_{device_slug()}", rows, metadata, args.results_dir)
+    name = f"throughput_{'pqn_' if pqn else ''}{device_slug()}"
+    paths = write_results(name, rows, metadata, args.results_dir)
     print("wrote " + ", ".join(map(str, paths)))
 
 
