@@ -125,6 +125,84 @@ def _option(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+# --- options every algorithm's config declares alike (one definition, one --help text) ---
+
+
+def gamma_option() -> Any:
+    """The discount factor, a traced hyperparameter in [0, 1]."""
+    return _option(0.99, "Discount factor in [0, 1] (traced).", traced=True, interval="[0, 1]")
+
+
+def max_grad_norm_option() -> Any:
+    """Global-norm gradient clipping (traced; None compiles it out)."""
+    return _option(
+        10.0,
+        "Clip gradients to this global norm (traced); 'none' disables clipping.",
+        traced=True,
+        interval="(0, inf]",
+    )
+
+
+def initial_eps_option() -> Any:
+    """Epsilon at step 0 (traced)."""
+    return _option(1.0, "Epsilon at step 0 (traced).", traced=True, interval="[0, 1]")
+
+
+def env_seed_option(more: str = "") -> Any:
+    """The seed of a bridged simulator; `more` is appended to its documentation."""
+    return _option(
+        0,
+        "Seed of a bridged simulator (envpool, gymnasium): seed k of a run sees the "
+        "simulators a lone run with env_seed + k sees. The CLI sets it to --seed." + more,
+        minimum=0,
+    )
+
+
+def num_log_points_option(default: int) -> Any:
+    """Metric rows per run."""
+    return _option(default, "Metric summaries per run, evenly spaced in env steps.", minimum=1)
+
+
+def eval_every_option(default: int) -> Any:
+    """Log points between greedy evaluations (0: none)."""
+    return _option(
+        default,
+        "Greedy evaluation every this many log points (0 disables evaluation).",
+        minimum=0,
+    )
+
+
+def eval_episodes_option(default: int) -> Any:
+    """Episodes per greedy evaluation."""
+    return _option(default, "Episodes per greedy evaluation (run in parallel).", minimum=1)
+
+
+def eval_epsilon_option() -> Any:
+    """Epsilon of the evaluation policy (traced)."""
+    return _option(
+        0.0, "Epsilon of the evaluation policy (traced).", traced=True, interval="[0, 1]"
+    )
+
+
+def eval_max_steps_option() -> Any:
+    """Step limit of an evaluation episode (None: the env's)."""
+    return _option(
+        None,
+        "Step limit of an evaluation episode; defaults to the environment's max_steps_in_episode.",
+        minimum=1,
+    )
+
+
+def solved_threshold_option() -> Any:
+    """The greedy return that counts as solved (reported only)."""
+    return _option(
+        None,
+        "Greedy return at which the task counts as solved (reported, never enforced).",
+        interval="(-inf, inf)",
+        allowed="finite",
+    )
+
+
 class ConfigBase:
     """What every algorithm's config shares (`DQNConfig`, `PQNConfig`): a frozen dataclass
     whose fields are declared with `_option`, checked on creation (`check_fields`, then the
@@ -252,9 +330,7 @@ class DQNConfig(ConfigBase):
         False,
         "Decay the learning rate linearly from learning_rate to 0 over the updates of the run.",
     )
-    gamma: float = _option(
-        0.99, "Discount factor in [0, 1] (traced).", traced=True, interval="[0, 1]"
-    )
+    gamma: float = gamma_option()
     tau: float = _option(
         1.0,
         "Target update rate in (0, 1]: target <- tau*online + (1-tau)*target every "
@@ -276,9 +352,7 @@ class DQNConfig(ConfigBase):
         "exploration_fraction * total_timesteps.",
         choices=EXPLORATION_SCHEDULES,
     )
-    exploration_initial_eps: float = _option(
-        1.0, "Epsilon at step 0 (traced).", traced=True, interval="[0, 1]"
-    )
+    exploration_initial_eps: float = initial_eps_option()
     exploration_final_eps: float = _option(
         0.05, "Epsilon after decay (traced).", traced=True, interval="[0, 1]"
     )
@@ -292,12 +366,7 @@ class DQNConfig(ConfigBase):
     huber_delta: float = _option(
         1.0, "Huber loss transition point (traced).", traced=True, interval="(0, inf)"
     )
-    max_grad_norm: float | None = _option(
-        10.0,
-        "Clip gradients to this global norm (traced); 'none' disables clipping.",
-        traced=True,
-        interval="(0, inf]",
-    )
+    max_grad_norm: float | None = max_grad_norm_option()
     double_q: bool = _option(False, "Double DQN: the online network picks the next action.")
     hidden_sizes: tuple[int, ...] = _option(
         (120, 84), "Hidden layer widths of the Q-network.", minimum=1
@@ -418,34 +487,13 @@ class DQNConfig(ConfigBase):
         "bsuite grids) as uint8 and others in the environment's own dtype.",
         choices=OBS_STORAGE_DTYPES,
     )
-    env_seed: int = _option(
-        0,
-        "Seed of a bridged simulator (envpool, gymnasium): seed k of a run sees the "
-        "simulators a lone run with env_seed + k sees. The CLI sets it to --seed. Unused by "
-        "gymnax envs, whose randomness comes from the key.",
-        minimum=0,
-    )
-    num_log_points: int = _option(
-        100, "Metric summaries per run, evenly spaced in env steps.", minimum=1
-    )
-    eval_every: int = _option(
-        10, "Greedy evaluation every this many log points (0 disables evaluation).", minimum=0
-    )
-    eval_episodes: int = _option(10, "Episodes per greedy evaluation (run in parallel).", minimum=1)
-    eval_epsilon: float = _option(
-        0.0, "Epsilon of the evaluation policy (traced).", traced=True, interval="[0, 1]"
-    )
-    eval_max_steps: int | None = _option(
-        None,
-        "Step limit of an evaluation episode; defaults to the environment's max_steps_in_episode.",
-        minimum=1,
-    )
-    solved_threshold: float | None = _option(
-        None,
-        "Greedy return at which the task counts as solved (reported, never enforced).",
-        interval="(-inf, inf)",
-        allowed="finite",
-    )
+    env_seed: int = env_seed_option(" Unused by gymnax envs, whose randomness comes from the key.")
+    num_log_points: int = num_log_points_option(100)
+    eval_every: int = eval_every_option(10)
+    eval_episodes: int = eval_episodes_option(10)
+    eval_epsilon: float = eval_epsilon_option()
+    eval_max_steps: int | None = eval_max_steps_option()
+    solved_threshold: float | None = solved_threshold_option()
 
     ALGO: ClassVar[str] = "dqn"
 

@@ -43,11 +43,12 @@ from purejaxdqn.core.exploration import epsilon_at, epsilon_greedy
 from purejaxdqn.core.losses import make_loss, polyak_update, target_update_due
 from purejaxdqn.core.networks import QNetwork, head_config, make_q_network
 from purejaxdqn.core.periods import (
+    PeriodStats,
     TrainResult,
-    all_finite,
     make_greedy_evaluation,
     make_run_periods,
-    mean_or_nan,
+    record_episodes,
+    record_learning,
     step_episodes,
 )
 from purejaxdqn.core.periods import make_train as make_train_from_parts
@@ -81,25 +82,7 @@ class RunnerState(NamedTuple):
     eval_key: jax.Array
 
 
-class PeriodStats(NamedTuple):
-    """Sums over one log period, turned into means by `_summarise`."""
-
-    return_sum: jax.Array
-    length_sum: jax.Array
-    episodes: jax.Array
-    loss_sum: jax.Array
-    q_sum: jax.Array
-    updates: jax.Array
-    epsilon: jax.Array  # the exploration rate of the period's last iteration
-    first_nonfinite: jax.Array  # first iteration whose loss or Q-value was not finite, or -1
-
-
 TrainFn = Callable[[jax.Array, HParams], TrainResult]
-
-
-def _zero_stats() -> PeriodStats:
-    f32, i32 = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
-    return PeriodStats(f32, f32, i32, f32, f32, i32, f32, jnp.full((), -1, jnp.int32))
 
 
 def _repeat(body: Callable, carry: Any, key: jax.Array, times: int) -> tuple[Any, Any]:
@@ -253,14 +236,10 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
             buffer = replay.add(
                 state.buffer, state.obs, action, reward, terminated, truncated, final_obs, valid
             )
-            episode_return, episode_length, (returns, lengths, ended) = step_episodes(
+            episode_return, episode_length, ended = step_episodes(
                 state.episode_return, state.episode_length, reward, terminated | truncated, valid
             )
-            stats = stats._replace(
-                return_sum=stats.return_sum + returns,
-                length_sum=stats.length_sum + lengths,
-                episodes=stats.episodes + ended,
-            )
+            stats = record_episodes(stats, ended)
             state = state._replace(
                 buffer=buffer,
                 env_state=env_state,
@@ -321,51 +300,16 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
             state,
         )
         learned = (iteration >= prefill).astype(jnp.int32) * config.gradient_steps
-        nonfinite = ~(jnp.isfinite(loss_sum) & jnp.isfinite(q_sum))
-        stats = stats._replace(
-            loss_sum=stats.loss_sum + loss_sum,
-            q_sum=stats.q_sum + q_sum,
-            updates=stats.updates + learned,
-            epsilon=epsilon,
-            first_nonfinite=jnp.where(
-                (stats.first_nonfinite < 0) & nonfinite, iteration, stats.first_nonfinite
-            ),
-        )
+        stats = record_learning(stats, iteration, loss_sum, q_sum, learned, epsilon)
         return (state, stats), None
 
-    def log_period(
-        state: RunnerState, period: jax.Array, hp: HParams
-    ) -> tuple[RunnerState, dict[str, jax.Array]]:
-        per_log = config.iterations_per_log_point
-        first = period * per_log
-        iterations = first + jnp.arange(per_log)
-        (state, stats), _ = jax.lax.scan(
-            lambda c, i: iteration_step(c, i, hp), (state, _zero_stats()), iterations
-        )
-        # Divergence: a non-finite update shows in its loss or Q-value at once; parameters
-        # are checked once per period as well (a flag per period, nothing per step).
-        params_finite = all_finite(state.params)
-        first_nonfinite = jnp.where(
-            (stats.first_nonfinite < 0) & ~params_finite, iterations[-1], stats.first_nonfinite
-        )
-        metrics = {
-            "env_steps": (first + per_log) * steps_per_iteration,
-            "episode_return": mean_or_nan(stats.return_sum, stats.episodes),
-            "episode_length": mean_or_nan(stats.length_sum.astype(jnp.float32), stats.episodes),
-            "episodes": stats.episodes,
-            "loss": mean_or_nan(stats.loss_sum, stats.updates),
-            "q_value": mean_or_nan(stats.q_sum, stats.updates),
-            # taken from inside the loop: recomputed out here, XLA may round it differently
-            # depending on how a chunk's program is fused
-            "epsilon": stats.epsilon,
-            "updates": stats.updates,
-            NONFINITE_METRIC: jnp.where(
-                first_nonfinite >= 0, (first_nonfinite + 1) * steps_per_iteration, -1
-            ),
-        }
-        return state, metrics
-
-    run_periods = make_run_periods(log_period, evaluate, config.eval_every)
+    run_periods = make_run_periods(
+        iteration_step,
+        config.iterations_per_log_point,
+        steps_per_iteration,
+        evaluate,
+        config.eval_every,
+    )
     train = make_train_from_parts(init, run_periods, config.num_log_points, config.eval_every)
 
     return TrainProgram(

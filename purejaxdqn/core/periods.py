@@ -1,9 +1,10 @@
 """What every training loop does around its iterations: log periods, greedy evaluations
 every `eval_every` periods, the fast keys on CPU, and `train` as `init` then every period.
 
-A loop (`loop.make_train_program` for DQN, `pqn.make_pqn_program` for PQN) gives
-`log_period(state, period, hp) -> (state, metrics)`; `make_run_periods` adds the
-evaluation and returns the `run_periods` of a `TrainProgram`. The runner state must have
+A loop (`loop.make_train_program` for DQN, `pqn.make_pqn_program` for PQN) gives its
+`iteration_step`, which adds to a `PeriodStats` (`record_episodes`, `record_learning`);
+`make_run_periods` scans it over each period, summarises the period, adds the evaluation
+and returns the `run_periods` of a `TrainProgram`. The runner state must have
 `params`, `key` and `eval_key`, and the hyperparameters `eval_epsilon`.
 """
 
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 
 from purejaxdqn.core import rng
 from purejaxdqn.core.evaluate import make_evaluate
+from purejaxdqn.program import NONFINITE_STEP
 
 
 class TrainResult(NamedTuple):
@@ -31,7 +33,27 @@ class TrainResult(NamedTuple):
     evals: dict[str, jax.Array]
 
 
-LogPeriod = Callable[[Any, jax.Array, Any], tuple[Any, dict[str, jax.Array]]]
+# iteration_step((state, stats), iteration, hp) -> ((state, stats), None)
+IterationStep = Callable[[tuple[Any, Any], jax.Array, Any], tuple[tuple[Any, Any], None]]
+
+
+class PeriodStats(NamedTuple):
+    """Sums over one log period, turned into the period's metrics by `period_metrics`."""
+
+    return_sum: jax.Array
+    length_sum: jax.Array
+    episodes: jax.Array
+    loss_sum: jax.Array
+    q_sum: jax.Array
+    updates: jax.Array
+    epsilon: jax.Array  # the exploration rate of the period's last iteration
+    first_nonfinite: jax.Array  # first iteration whose loss or Q-value was not finite, or -1
+
+
+def zero_stats() -> PeriodStats:
+    """The sums of a period before its first iteration."""
+    f32, i32 = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
+    return PeriodStats(f32, f32, i32, f32, f32, i32, f32, jnp.full((), -1, jnp.int32))
 
 
 def mean_or_nan(total: jax.Array, count: jax.Array) -> jax.Array:
@@ -65,6 +87,69 @@ def step_episodes(
     return jnp.where(done, 0.0, episode_return), jnp.where(done, 0, episode_length), ended
 
 
+def record_episodes(stats: PeriodStats, ended: tuple) -> PeriodStats:
+    """`stats` with the (return, length, count) sums of `step_episodes` added."""
+    returns, lengths, count = ended
+    return stats._replace(
+        return_sum=stats.return_sum + returns,
+        length_sum=stats.length_sum + lengths,
+        episodes=stats.episodes + count,
+    )
+
+
+def record_learning(
+    stats: PeriodStats,
+    iteration: jax.Array,
+    loss_sum: jax.Array,
+    q_sum: jax.Array,
+    updates: jax.Array,
+    epsilon: jax.Array,
+) -> PeriodStats:
+    """`stats` after an iteration that took `updates` gradient steps whose losses and mean
+    Q-values sum to `loss_sum` and `q_sum`, acting with `epsilon`; the iteration is the
+    first non-finite one if either sum is not finite.
+    """
+    nonfinite = ~(jnp.isfinite(loss_sum) & jnp.isfinite(q_sum))
+    return stats._replace(
+        loss_sum=stats.loss_sum + loss_sum,
+        q_sum=stats.q_sum + q_sum,
+        updates=stats.updates + updates,
+        epsilon=epsilon,
+        first_nonfinite=jnp.where(
+            (stats.first_nonfinite < 0) & nonfinite, iteration, stats.first_nonfinite
+        ),
+    )
+
+
+def period_metrics(
+    stats: PeriodStats, params: Any, iterations: jax.Array, steps_per_iteration: int
+) -> dict[str, jax.Array]:
+    """The metrics row of a period whose iterations were `iterations` and whose sums are
+    `stats`, `params` the parameters at its end.
+
+    Divergence: a non-finite update shows in its loss or Q-value at once; parameters are
+    checked once per period as well (a flag per period, nothing per step).
+    """
+    first_nonfinite = jnp.where(
+        (stats.first_nonfinite < 0) & ~all_finite(params), iterations[-1], stats.first_nonfinite
+    )
+    return {
+        "env_steps": (iterations[-1] + 1) * steps_per_iteration,
+        "episode_return": mean_or_nan(stats.return_sum, stats.episodes),
+        "episode_length": mean_or_nan(stats.length_sum.astype(jnp.float32), stats.episodes),
+        "episodes": stats.episodes,
+        "loss": mean_or_nan(stats.loss_sum, stats.updates),
+        "q_value": mean_or_nan(stats.q_sum, stats.updates),
+        # taken from inside the loop: recomputed out here, XLA may round it differently
+        # depending on how a chunk's program is fused
+        "epsilon": stats.epsilon,
+        "updates": stats.updates,
+        NONFINITE_STEP: jnp.where(
+            first_nonfinite >= 0, (first_nonfinite + 1) * steps_per_iteration, -1
+        ),
+    }
+
+
 def make_greedy_evaluation(
     config: Any, spec: Any, network: Any, noisy: bool = False
 ) -> Callable | None:
@@ -87,16 +172,30 @@ def make_greedy_evaluation(
 
 
 def make_run_periods(
-    log_period: LogPeriod, evaluate: Callable | None, eval_every: int
+    iteration_step: IterationStep,
+    iterations_per_period: int,
+    steps_per_iteration: int,
+    evaluate: Callable | None,
+    eval_every: int,
 ) -> Callable[[Any, Any, jax.Array], tuple[Any, dict, dict]]:
-    """`run_periods(state, hp, periods) -> (state, metrics, evals)`: `log_period` for each
-    period of `periods` and, after each period that ends an eval block, a greedy
-    evaluation `evaluate(params, key, epsilon)` (None: no evaluation).
+    """`run_periods(state, hp, periods) -> (state, metrics, evals)`: for each period of
+    `periods`, its iterations (`iteration_step(carry, iteration, hp)` scanned over them, the
+    carry `(state, PeriodStats)`) summarised by `period_metrics`, and, after each period
+    that ends an eval block, a greedy evaluation `evaluate(params, key, epsilon)` (None: no
+    evaluation).
 
-    `period` is unbatched (it comes from the scan's `xs`), so the evaluation's cond stays a
-    real branch under vmap. Periods without an evaluation output zeros there. The loop
-    draws with `rng.FAST_THREEFRY` keys on CPU: the same numbers, faster.
+    Iteration and period indices are unbatched (they come from the scans' `xs`), so the
+    schedules and the evaluation's cond stay the same for every run under vmap. Periods
+    without an evaluation output zeros there. The loop draws with `rng.FAST_THREEFRY` keys
+    on CPU: the same numbers, faster.
     """
+
+    def log_period(state: Any, period: jax.Array, hp: Any) -> tuple[Any, dict[str, jax.Array]]:
+        iterations = period * iterations_per_period + jnp.arange(iterations_per_period)
+        (state, stats), _ = jax.lax.scan(
+            lambda c, i: iteration_step(c, i, hp), (state, zero_stats()), iterations
+        )
+        return state, period_metrics(stats, state.params, iterations, steps_per_iteration)
 
     def period_step(state: Any, period: jax.Array, hp: Any) -> tuple[Any, tuple[dict, dict]]:
         state, metrics = log_period(state, period, hp)

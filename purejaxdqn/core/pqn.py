@@ -32,17 +32,18 @@ from purejaxdqn.core import rng
 from purejaxdqn.core.exploration import epsilon_at, epsilon_greedy
 from purejaxdqn.core.lambda_returns import q_lambda_targets
 from purejaxdqn.core.periods import (
+    PeriodStats,
     TrainResult,
-    all_finite,
     make_greedy_evaluation,
     make_run_periods,
     make_train,
-    mean_or_nan,
+    record_episodes,
+    record_learning,
     step_episodes,
 )
 from purejaxdqn.core.pqn_config import PQNConfig
 from purejaxdqn.envs.spec import make_env, vector_reset, vector_step
-from purejaxdqn.program import NONFINITE_STEP, TrainProgram
+from purejaxdqn.program import TrainProgram
 
 
 class PQNState(NamedTuple):
@@ -68,23 +69,6 @@ class Rollout(NamedTuple):
     truncated: jax.Array
     next_obs: jax.Array  # what the action led to: the true final observation at an end
     valid: jax.Array  # False for a bridged pool's reset steps (all True for gymnax)
-
-
-class PeriodStats(NamedTuple):
-    """Sums over one log period."""
-
-    return_sum: jax.Array
-    length_sum: jax.Array
-    episodes: jax.Array
-    loss_sum: jax.Array
-    q_sum: jax.Array
-    epsilon: jax.Array  # the exploration rate of the period's last iteration
-    first_nonfinite: jax.Array  # first iteration whose loss or Q-value was not finite, or -1
-
-
-def _zero_stats() -> PeriodStats:
-    f32, i32 = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
-    return PeriodStats(f32, f32, i32, f32, f32, f32, jnp.full((), -1, jnp.int32))
 
 
 def make_pqn_optimizer(config: PQNConfig, hp: Any) -> optax.GradientTransformation:
@@ -151,14 +135,10 @@ def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None)
             obs, env_state, reward, terminated, truncated, final_obs, valid = vector_step(
                 spec, env_key, state.env_state, action
             )
-            episode_return, episode_length, (returns, lengths, ended) = step_episodes(
+            episode_return, episode_length, ended = step_episodes(
                 state.episode_return, state.episode_length, reward, terminated | truncated, valid
             )
-            stats = stats._replace(
-                return_sum=stats.return_sum + returns,
-                length_sum=stats.length_sum + lengths,
-                episodes=stats.episodes + ended,
-            )
+            stats = record_episodes(stats, ended)
             valid = jnp.ones_like(terminated) if valid is None else valid
             step = Rollout(state.obs, action, reward, terminated, truncated, final_obs, valid)
             state = state._replace(
@@ -243,48 +223,13 @@ def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None)
         state, stats, rollout = collect(state, stats, epsilon, collect_key)
         targets = targets_of(state.params, rollout, hp)
         state, loss_sum, q_sum = learn(state, rollout, targets, hp, learn_key)
-        nonfinite = ~(jnp.isfinite(loss_sum) & jnp.isfinite(q_sum))
-        stats = stats._replace(
-            loss_sum=stats.loss_sum + loss_sum,
-            q_sum=stats.q_sum + q_sum,
-            epsilon=epsilon,
-            first_nonfinite=jnp.where(
-                (stats.first_nonfinite < 0) & nonfinite, iteration, stats.first_nonfinite
-            ),
-        )
+        updates = jnp.asarray(config.updates_per_iteration, jnp.int32)
+        stats = record_learning(stats, iteration, loss_sum, q_sum, updates, epsilon)
         return (state, stats), None
 
-    def log_period(
-        state: PQNState, period: jax.Array, hp: Any
-    ) -> tuple[PQNState, dict[str, jax.Array]]:
-        per_log = config.iterations_per_log_point
-        first = period * per_log
-        iterations = first + jnp.arange(per_log)
-        (state, stats), _ = jax.lax.scan(
-            lambda c, i: iteration_step(c, i, hp), (state, _zero_stats()), iterations
-        )
-        first_nonfinite = jnp.where(
-            (stats.first_nonfinite < 0) & ~all_finite(state.params),
-            iterations[-1],
-            stats.first_nonfinite,
-        )
-        updates = jnp.asarray(per_log * config.updates_per_iteration, jnp.int32)
-        metrics = {
-            "env_steps": (first + per_log) * rollout_size,
-            "episode_return": mean_or_nan(stats.return_sum, stats.episodes),
-            "episode_length": mean_or_nan(stats.length_sum.astype(jnp.float32), stats.episodes),
-            "episodes": stats.episodes,
-            "loss": stats.loss_sum / updates,
-            "q_value": stats.q_sum / updates,
-            "epsilon": stats.epsilon,
-            "updates": updates,
-            NONFINITE_STEP: jnp.where(
-                first_nonfinite >= 0, (first_nonfinite + 1) * rollout_size, -1
-            ),
-        }
-        return state, metrics
-
-    run_periods = make_run_periods(log_period, evaluate, config.eval_every)
+    run_periods = make_run_periods(
+        iteration_step, config.iterations_per_log_point, rollout_size, evaluate, config.eval_every
+    )
     return TrainProgram(
         init=init,
         run_periods=run_periods,

@@ -12,7 +12,21 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from purejaxdqn.core.config import NETWORKS, ConfigBase, _option
+from purejaxdqn.core.config import (
+    NETWORKS,
+    ConfigBase,
+    _option,
+    env_seed_option,
+    eval_episodes_option,
+    eval_epsilon_option,
+    eval_every_option,
+    eval_max_steps_option,
+    gamma_option,
+    initial_eps_option,
+    max_grad_norm_option,
+    num_log_points_option,
+    solved_threshold_option,
+)
 from purejaxdqn.core.networks import NORMS
 
 if TYPE_CHECKING:
@@ -68,15 +82,8 @@ class PQNConfig(ConfigBase):
         True,
         "Decay the learning rate linearly from learning_rate to 0 over the updates of the run.",
     )
-    max_grad_norm: float | None = _option(
-        10.0,
-        "Clip gradients to this global norm (traced); 'none' disables clipping.",
-        traced=True,
-        interval="(0, inf]",
-    )
-    gamma: float = _option(
-        0.99, "Discount factor in [0, 1] (traced).", traced=True, interval="[0, 1]"
-    )
+    max_grad_norm: float | None = max_grad_norm_option()
+    gamma: float = gamma_option()
     lam: float = _option(
         0.95,
         "Q(lambda)'s lambda: 0 gives one-step Q-learning targets, 1 Monte Carlo returns "
@@ -91,9 +98,7 @@ class PQNConfig(ConfigBase):
         traced=True,
         interval="(0, inf)",
     )
-    exploration_initial_eps: float = _option(
-        1.0, "Epsilon at step 0 (traced).", traced=True, interval="[0, 1]"
-    )
+    exploration_initial_eps: float = initial_eps_option()
     exploration_final_eps: float = _option(
         0.2, "Epsilon after the linear decay (traced).", traced=True, interval="[0, 1]"
     )
@@ -120,33 +125,13 @@ class PQNConfig(ConfigBase):
         "ablation).",
         choices=NORMS,
     )
-    env_seed: int = _option(
-        0,
-        "Seed of a bridged simulator (envpool, gymnasium): seed k of a run sees the "
-        "simulators a lone run with env_seed + k sees. The CLI sets it to --seed.",
-        minimum=0,
-    )
-    num_log_points: int = _option(
-        20, "Metric summaries per run, evenly spaced in env steps.", minimum=1
-    )
-    eval_every: int = _option(
-        1, "Greedy evaluation every this many log points (0 disables evaluation).", minimum=0
-    )
-    eval_episodes: int = _option(16, "Episodes per greedy evaluation (run in parallel).", minimum=1)
-    eval_epsilon: float = _option(
-        0.0, "Epsilon of the evaluation policy (traced).", traced=True, interval="[0, 1]"
-    )
-    eval_max_steps: int | None = _option(
-        None,
-        "Step limit of an evaluation episode; defaults to the environment's max_steps_in_episode.",
-        minimum=1,
-    )
-    solved_threshold: float | None = _option(
-        None,
-        "Greedy return at which the task counts as solved (reported, never enforced).",
-        interval="(-inf, inf)",
-        allowed="finite",
-    )
+    env_seed: int = env_seed_option()
+    num_log_points: int = num_log_points_option(20)
+    eval_every: int = eval_every_option(1)
+    eval_episodes: int = eval_episodes_option(16)
+    eval_epsilon: float = eval_epsilon_option()
+    eval_max_steps: int | None = eval_max_steps_option()
+    solved_threshold: float | None = solved_threshold_option()
 
     @property
     def steps_per_iteration(self) -> int:
