@@ -212,6 +212,10 @@ class ConfigBase:
 
     ALGO: ClassVar[str]
     LOG_SCALE_HPARAMS: ClassVar[frozenset[str]]
+    total_timesteps: int
+    num_log_points: int
+    eval_every: int
+    steps_per_iteration: int  # a property of each subclass
 
     def __post_init__(self) -> None:
         # numpy scalars (np.int64(8), np.float32(0.5), np.bool_(True)) become Python ones, so
@@ -226,6 +230,21 @@ class ConfigBase:
 
     def validate_fields(self) -> None:
         """Check the rules between fields (after `check_fields`); raise a ValueError."""
+
+    @property
+    def num_iterations(self) -> int:
+        """Training iterations per run (`steps_per_iteration` env steps each)."""
+        return self.total_timesteps // self.steps_per_iteration
+
+    @property
+    def iterations_per_log_point(self) -> int:
+        """Iterations summarised into one row of metrics."""
+        return self.num_iterations // self.num_log_points
+
+    @property
+    def num_evals(self) -> int:
+        """Greedy evaluations per run."""
+        return self.num_log_points // self.eval_every if self.eval_every else 0
 
     def replace(self, **changes: Any) -> Any:
         """A copy with `changes` applied (and validated)."""
@@ -507,16 +526,6 @@ class DQNConfig(ConfigBase):
         return self.num_envs * self.train_freq
 
     @property
-    def num_iterations(self) -> int:
-        """Training iterations per run."""
-        return self.total_timesteps // self.steps_per_iteration
-
-    @property
-    def iterations_per_log_point(self) -> int:
-        """Iterations summarised into one row of metrics."""
-        return self.num_iterations // self.num_log_points
-
-    @property
     def prefill_iterations(self) -> int:
         """Leading iterations that act uniformly at random and do not learn."""
         return -(-self.learning_starts // self.steps_per_iteration)
@@ -525,11 +534,6 @@ class DQNConfig(ConfigBase):
     def num_updates(self) -> int:
         """Gradient updates per run."""
         return (self.num_iterations - self.prefill_iterations) * self.gradient_steps
-
-    @property
-    def num_evals(self) -> int:
-        """Greedy evaluations per run."""
-        return self.num_log_points // self.eval_every if self.eval_every else 0
 
     # --- the runtime's view of an algorithm config (`purejaxdqn.program.AlgorithmConfig`)
     LOG_SCALE_HPARAMS: ClassVar[frozenset[str]] = frozenset(

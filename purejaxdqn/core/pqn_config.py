@@ -139,16 +139,6 @@ class PQNConfig(ConfigBase):
         return self.num_envs * self.num_steps
 
     @property
-    def num_iterations(self) -> int:
-        """Iterations (rollouts) per run."""
-        return self.total_timesteps // self.steps_per_iteration
-
-    @property
-    def iterations_per_log_point(self) -> int:
-        """Iterations summarised into one row of metrics."""
-        return self.num_iterations // self.num_log_points
-
-    @property
     def minibatch_size(self) -> int:
         """Transitions per gradient step."""
         return self.steps_per_iteration // self.num_minibatches
@@ -162,11 +152,6 @@ class PQNConfig(ConfigBase):
     def num_updates(self) -> int:
         """Gradient steps per run."""
         return self.num_iterations * self.updates_per_iteration
-
-    @property
-    def num_evals(self) -> int:
-        """Greedy evaluations per run."""
-        return self.num_log_points // self.eval_every if self.eval_every else 0
 
     def validate_fields(self) -> None:
         """The rules between fields: whole minibatches, whole log periods, evaluations on
