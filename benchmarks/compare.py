@@ -92,6 +92,7 @@ import os
 import sys
 import time
 import types
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,32 @@ def warm_up(module: types.ModuleType | None, config: DQNConfig) -> None:
         jax.jit(jax.vmap(module.make_train(purejaxrl_config(tiny)))).lower(keys).compile()
 
 
+def import_with_five_value_step(
+    name: str, path: Path, drop_info: Collection[str] = ()
+) -> types.ModuleType:
+    """Import the peer script at `path` unmodified as module `name`, its `LogWrapper`
+    replaced by gymnax 1.x's with the old `(obs, state, reward, done, info)` step
+    (`done = terminated | truncated`) and without the info keys in `drop_info`.
+    """
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+
+    class FiveTupleLogWrapper(module.LogWrapper):
+        """gymnax 1.x LogWrapper with the old `(obs, state, reward, done, info)` step."""
+
+        def step(self, key: Any, state: Any, action: Any, params: Any = None) -> tuple:
+            obs, state, reward, terminated, truncated, info = super().step(
+                key, state, action, params
+            )
+            info = {k: v for k, v in info.items() if k not in drop_info}
+            return obs, state, reward, terminated | truncated, info
+
+    module.LogWrapper = FiveTupleLogWrapper
+    return module
+
+
 def load_purejaxrl(path: str) -> types.ModuleType | None:
     """Import purejaxrl's dqn.py from `path` with run-time shims; None (with a message) if
     flashbax is missing.
@@ -176,22 +203,7 @@ def load_purejaxrl(path: str) -> types.ModuleType | None:
         sys.modules["wandb"] = types.ModuleType("wandb")  # imported, unused when disabled
     if not hasattr(jax, "tree_map"):
         jax.tree_map = jax.tree.map  # removed from jax; dqn.py still calls it
-    spec = importlib.util.spec_from_file_location("purejaxrl_dqn", candidate)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-
-    class FiveTupleLogWrapper(module.LogWrapper):
-        """gymnax 1.x LogWrapper with the old `(obs, state, reward, done, info)` step."""
-
-        def step(self, key: Any, state: Any, action: Any, params: Any = None) -> tuple:
-            obs, state, reward, terminated, truncated, info = super().step(
-                key, state, action, params
-            )
-            return obs, state, reward, terminated | truncated, info
-
-    module.LogWrapper = FiveTupleLogWrapper
-    return module
+    return import_with_five_value_step("purejaxrl_dqn", candidate)
 
 
 def purejaxrl_config(config: DQNConfig) -> dict[str, Any]:
@@ -396,25 +408,9 @@ def load_purejaxql(package: Path, script: str) -> types.ModuleType:
     """Import purejaxql's `script` from `package` unmodified, with gymnax 1.x's `LogWrapper`
     giving the five-value step it was written for.
     """
-    spec = importlib.util.spec_from_file_location(
-        f"purejaxql_{Path(script).stem}", package / script
+    return import_with_five_value_step(
+        f"purejaxql_{Path(script).stem}", package / script, drop_info=GYMNAX1_INFO_KEYS
     )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-
-    class FiveTupleLogWrapper(module.LogWrapper):
-        """gymnax 1.x LogWrapper with the old `(obs, state, reward, done, info)` step."""
-
-        def step(self, key: Any, state: Any, action: Any, params: Any = None) -> tuple:
-            obs, state, reward, terminated, truncated, info = super().step(
-                key, state, action, params
-            )
-            info = {k: v for k, v in info.items() if k not in GYMNAX1_INFO_KEYS}
-            return obs, state, reward, terminated | truncated, info
-
-    module.LogWrapper = FiveTupleLogWrapper
-    return module
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from purejaxdqn.core.evaluate import NOISE_KEY_DATA
 from purejaxdqn.core.exploration import epsilon_at, epsilon_greedy
 from purejaxdqn.core.losses import make_loss, polyak_update, target_update_due
 from purejaxdqn.core.networks import QNetwork, head_config, make_q_network
+from purejaxdqn.core.optimizers import clipped_and_scheduled
 from purejaxdqn.core.periods import (
     PeriodStats,
     TrainResult,
@@ -138,17 +139,9 @@ def make_optimizer(config: DQNConfig, hp: HParams) -> optax.GradientTransformati
     """Adam at `hp.learning_rate` (decayed linearly to 0 over `config.num_updates` updates
     when `config.anneal_lr`), after global-norm clipping unless `max_grad_norm` is None.
     """
-    learning_rate = hp.learning_rate
-    if config.anneal_lr:
-        total = config.num_updates
-
-        def learning_rate(count: jax.Array) -> jax.Array:
-            return hp.learning_rate * jnp.maximum(1.0 - count / total, 0.0)
-
-    adam = optax.adam(learning_rate, eps=config.adam_eps)
-    if config.max_grad_norm is None:
-        return adam
-    return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), adam)
+    return clipped_and_scheduled(
+        lambda learning_rate: optax.adam(learning_rate, eps=config.adam_eps), config, hp
+    )
 
 
 def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = None) -> TrainProgram:

@@ -31,6 +31,7 @@ import optax
 from purejaxdqn.core import rng
 from purejaxdqn.core.exploration import epsilon_at, epsilon_greedy
 from purejaxdqn.core.lambda_returns import q_lambda_targets
+from purejaxdqn.core.optimizers import clipped_and_scheduled
 from purejaxdqn.core.periods import (
     PeriodStats,
     TrainResult,
@@ -75,17 +76,7 @@ def make_pqn_optimizer(config: PQNConfig, hp: Any) -> optax.GradientTransformati
     """RAdam at `hp.learning_rate` (decayed linearly to 0 over the run's gradient steps when
     `config.anneal_lr`), after global-norm clipping unless `max_grad_norm` is None.
     """
-    learning_rate = hp.learning_rate
-    if config.anneal_lr:
-        total = config.num_updates
-
-        def learning_rate(count: jax.Array) -> jax.Array:
-            return hp.learning_rate * jnp.maximum(1.0 - count / total, 0.0)
-
-    radam = optax.radam(learning_rate)
-    if config.max_grad_norm is None:
-        return radam
-    return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), radam)
+    return clipped_and_scheduled(optax.radam, config, hp)
 
 
 def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None) -> TrainProgram:
@@ -101,7 +92,7 @@ def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None)
         env: optional gymnax-style environment object to use instead of `config.env_id`.
         env_params: its params (default: `env.default_params`).
     """
-    spec = make_env(config.env_id, env, env_params, "auto", config.env_seed)
+    spec = make_env(config.env_id, env, env_params, config.obs_storage_dtype, config.env_seed)
     network = config.q_network(spec.obs_shape, spec.num_actions)
     evaluate = make_greedy_evaluation(config, spec, network)
     num_envs, num_steps = config.num_envs, config.num_steps

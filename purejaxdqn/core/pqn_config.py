@@ -46,6 +46,8 @@ class PQNConfig(ConfigBase):
     """
 
     ALGO: ClassVar[str] = "pqn"
+    # no replay: observations stay as the env gives them ('auto', as a policy rebuilds them)
+    obs_storage_dtype: ClassVar[str] = "auto"
     LOG_SCALE_HPARAMS: ClassVar[frozenset[str]] = frozenset(
         {"learning_rate", "max_grad_norm", "reward_scale"}
     )

@@ -10,11 +10,17 @@ are rounded to whole log periods; what each reaches is in benchmarks/README.md.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 from purejaxdqn.core.pqn_config import PQNConfig
-from purejaxdqn.core.presets import ATARI_PRESET, MINATAR_GAMES, _preset_name
+from purejaxdqn.core.presets import (
+    ATARI_PRESET,
+    MINATAR_GAMES,
+    _is_count,
+    _nearest_divisor,
+    _nearest_multiple,
+    _preset_name,
+)
 
 # purejaxql's pqn_cartpole.yaml (which also names Acrobot-v1): the PQNConfig defaults,
 # 240 iterations of 32 envs x 64 steps (491,520 env steps; its 5e5 makes 244), a greedy
@@ -90,12 +96,6 @@ def pqn_config_for(env_id: str) -> PQNConfig:
     return preset.replace(env_id=env_id)
 
 
-def _divisor_near(n: int, target: int) -> int:
-    """The divisor of `n` nearest to `target` (ties: the smaller)."""
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    return min({*small, *(n // d for d in small)}, key=lambda d: (abs(d - target), d))
-
-
 def adapt_pqn(base: PQNConfig, given: dict[str, Any]) -> tuple[PQNConfig, list[str]]:
     """`base` with the fields in `given` applied, adjusting others so the result is valid.
 
@@ -119,9 +119,8 @@ def adapt_pqn(base: PQNConfig, given: dict[str, Any]) -> tuple[PQNConfig, list[s
         raise ValueError(f"unknown PQNConfig fields {unknown}; allowed: {sorted(names)}")
     values = {**{name: getattr(base, name) for name in names}, **given}
     counts = ("num_envs", "num_steps", "num_log_points", "total_timesteps", "num_minibatches")
-    if not all(_is_count(values[name]) for name in counts) or not _is_count_or_zero(
-        values["eval_every"]
-    ):
+    every = values["eval_every"]
+    if not all(_is_count(values[name]) for name in counts) or not (_is_count(every) or every == 0):
         return base.replace(**given), []  # raises, naming the field
     changed: dict[str, int] = {}
     notes: list[str] = []
@@ -132,27 +131,19 @@ def adapt_pqn(base: PQNConfig, given: dict[str, Any]) -> tuple[PQNConfig, list[s
 
     rollout = values["num_envs"] * values["num_steps"]
     if "num_minibatches" not in given and rollout % values["num_minibatches"]:
-        near = _divisor_near(rollout, values["num_minibatches"])
+        near = _nearest_divisor(rollout, values["num_minibatches"])
         change("num_minibatches", near, f"must divide num_envs * num_steps = {rollout}")
     per_log = rollout * values["num_log_points"]
     strict = {"total_timesteps", "num_envs", "num_steps", "num_log_points"} <= set(given)
     if values["total_timesteps"] % per_log and not strict:
-        total = max((values["total_timesteps"] + per_log // 2) // per_log * per_log, per_log)
+        total = max(_nearest_multiple(values["total_timesteps"], per_log), per_log)
         change(
             "total_timesteps",
             total,
             f"must be a multiple of num_envs * num_steps * num_log_points = {per_log}",
         )
-    every, points = values["eval_every"], values["num_log_points"]
+    points = values["num_log_points"]
     if "eval_every" not in given and every and points % every:
-        near = _divisor_near(points, every)
+        near = _nearest_divisor(points, every)
         change("eval_every", near, f"must divide num_log_points = {points} (nearest divisor)")
     return base.replace(**{**given, **changed}), notes
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _is_count_or_zero(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

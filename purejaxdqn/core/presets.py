@@ -325,7 +325,7 @@ def adapt(base: DQNConfig, given: dict[str, Any]) -> tuple[DQNConfig, list[str]]
         )
     every = values["eval_every"]
     if "eval_every" not in given and _is_count(every) and points % every:
-        nearest = min(_divisors(points), key=lambda d: (abs(d - every), d))
+        nearest = _nearest_divisor(points, every)
         change("eval_every", nearest, f"must divide num_log_points = {points} (nearest divisor)")
     total = values["total_timesteps"]
     if "learning_starts" not in given and values["learning_starts"] >= total:
@@ -353,6 +353,11 @@ def _divisors(n: int) -> list[int]:
     """The divisors of `n` >= 1, in increasing order."""
     small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
     return sorted({*small, *(n // d for d in small)})
+
+
+def _nearest_divisor(n: int, target: int) -> int:
+    """The divisor of `n` nearest to `target`; ties go to the smaller."""
+    return min(_divisors(n), key=lambda d: (abs(d - target), d))
 
 
 # --- Rainbow (Hessel et al., 2018): double + dueling + n-step + prioritized replay + C51 +

@@ -74,12 +74,9 @@ class Policy:
 
     @functools.cached_property
     def spec(self) -> EnvSpec:
-        """The run's environment (observations stored as in training: `obs_storage_dtype`
-        where the config has one, else 'auto').
-        """
+        """The run's environment (observations stored as in training)."""
         c = self.config
-        storage = getattr(c, "obs_storage_dtype", "auto")
-        return make_env(c.env_id, obs_storage_dtype=storage, env_seed=c.env_seed)
+        return make_env(c.env_id, obs_storage_dtype=c.obs_storage_dtype, env_seed=c.env_seed)
 
     @functools.cached_property
     def network(self) -> nn.Module:
