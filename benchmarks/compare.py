@@ -78,8 +78,15 @@ the last 10% of the run. Results go to
 - Ratios: "speedup" is purejaxdqn's env steps/s (sharded when N > 1) ÷ the row's,
   "speedup, ours on 1 device" the same for our one-device row (the like-for-like one:
   purejaxql runs on one device), "compile ratio" ours (sharded) ÷ the row's, "return
-  ratio" our one-device mean final greedy return ÷ the row's. Results go to
-  `<results-dir>/compare_pqn_<device>.json` and `.csv`.
+  ratio" our one-device mean final greedy return ÷ the row's.
+- Compute floor (rows without evaluation; `compute_floor.py`): each run's floating-point
+  operations (XLA's count of one iteration's pieces × iterations × seeds; ours do one more
+  forward pass per rollout than purejaxql's), its rate ("GFLOP/s"), that rate as a
+  fraction of the fastest float32 matrix product timed at the end of the same run ("of
+  matmul peak"), and for purejaxql's rows the "speedup ceiling": its run time ÷ the time
+  our operations would take at that peak, the most any program computing what ours does
+  could gain over it here. Results go to `<results-dir>/compare_pqn_<device>.json` and
+  `.csv`.
 """
 
 from __future__ import annotations
@@ -101,6 +108,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import compute_floor  # noqa: E402
 
 from purejaxdqn import DQNConfig, make_train_program  # noqa: E402
 from purejaxdqn.core.pqn_config import PQNConfig  # noqa: E402
@@ -365,6 +373,9 @@ PQN_COLUMNS = (
     ("final greedy return, mean", "final_return"),
     ("per seed", "final_returns_text"),
     ("return ratio (ours 1 dev ÷ this)", "return_ratio"),
+    ("GFLOP/s", "gflops_per_second"),
+    ("of matmul peak", "fraction_of_matmul_peak"),
+    ("speedup ceiling (ours at the peak ÷ this)", "speedup_ceiling"),
 )
 
 
@@ -681,12 +692,44 @@ def run_pqn_env(env_id: str, package: Path, args: argparse.Namespace) -> tuple[l
             print(f"{env_id}: purejaxql's config differs from our preset in {differences}")
             print(f"{env_id}: warming up the compiler (untimed) ...", flush=True)
             pqn_warm_up(module, ql, config)
-        rows += _run_pqn_seeds(module, ql, config, args, steps)
+            record["flops_per_iteration_per_seed"] = compute_floor.pqn_iteration_flops(config)
+        new_rows = _run_pqn_seeds(module, ql, config, args, steps)
+        if evaluation == "off":  # the greedy tests' operations are not counted
+            _count_flops(new_rows, record["flops_per_iteration_per_seed"], config.num_iterations)
+        rows += new_rows
         record["runs"][evaluation] = {
             "purejaxdqn": config.to_dict(),
             "purejaxql": {**ql, "NUM_SEEDS": "each row's seeds"},
         }
     return rows, record
+
+
+def _count_flops(rows: list[dict], flops: dict[str, float], iterations: int) -> None:
+    """Each row's floating-point operations (`flops`, per iteration of one seed for each
+    side) over its run, ours at its seed count, and its rate.
+    """
+    for row in rows:
+        ours = row["implementation"].startswith("purejaxdqn")
+        row["flops"] = flops["purejaxdqn" if ours else "purejaxql"] * iterations * row["seeds"]
+        row["our_flops"] = flops["purejaxdqn"] * iterations * row["seeds"]
+        row["gflops_per_second"] = row["flops"] / row["run_seconds"] / 1e9
+
+
+def add_compute_floor(rows: list[dict]) -> dict[str, float] | None:
+    """Time this machine's matrix products (after every run, so on the same machine
+    state), then give each row that counted its operations its fraction of that peak and
+    each purejaxql row its speedup ceiling; the measured rates (None when no row counted).
+    """
+    counted = [row for row in rows if "flops" in row]
+    if not counted:
+        return None
+    print("timing this machine's matrix products (the compute floor) ...", flush=True)
+    rates = compute_floor.matmul_peak_flops(jax.local_devices())
+    for row in counted:
+        row["fraction_of_matmul_peak"] = row["flops"] / row["run_seconds"] / rates["peak"]
+        if not row["implementation"].startswith("purejaxdqn"):
+            row["speedup_ceiling"] = row["run_seconds"] / (row["our_flops"] / rates["peak"])
+    return rates
 
 
 def main_pqn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -701,6 +744,7 @@ def main_pqn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     for env_id in args.env:
         env_rows, records[env_id] = run_pqn_env(env_id, package, args)
         rows += env_rows
+    peak = add_compute_floor(rows)
     print(
         f"\nPQN, purejaxdqn against purejaxql at purejaxql's configs, {common.device_slug()}; "
         "evaluation: the greedy tests each side ran during the timed run (off: none)\n"
@@ -721,6 +765,15 @@ def main_pqn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         ],
         envs=records,
         reference_versions=package_versions(PQN_REFERENCE_PACKAGES),
+        matmul_flops_per_second=peak,
+        compute_floor=(
+            "rows without evaluation: flops = the floating-point operations of the run "
+            "(compute_floor.pqn_iteration_flops x iterations x seeds), GFLOP/s = flops / "
+            "run s, 'of matmul peak' = that / the fastest float32 matrix product measured "
+            "in this run (matmul_flops_per_second), speedup ceiling = the row's run s / "
+            "(our flops / that peak): the most any program doing our operations could "
+            "gain over the row on this machine"
+        ),
         final_return=(
             "final greedy return of a seed at the end of training: purejaxql's last "
             "test/returned_episode_returns (mean over every episode ended within the test's "
