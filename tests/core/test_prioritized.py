@@ -225,10 +225,15 @@ def test_tree_sums_are_recomputed_not_accumulated():
     equals one built from scratch from its leaves, bit for bit (no drift)."""
     made, state = build(12, capacity=100)  # 102 items: 3 levels below the root at fanout 8
     rng = np.random.default_rng(6)
-    for t in range(60):
+
+    @jax.jit
+    def cycle(state, t, priorities):
         sample = made.sample(state, jax.random.key(t), 8, params())
-        state = made.update(state, sample.indices, jnp.asarray(rng.exponential(size=8)), params())
-        state = made.add(state, *build_step(t=100 + t))
+        state = made.update(state, sample.indices, priorities, params())
+        return made.add(state, *build_step(t=100 + t))
+
+    for t in range(60):
+        state = cycle(state, t, jnp.asarray(rng.exponential(size=8)))
     tree = [np.asarray(level) for level in state.priority_tree]
     fanout = sum_tree.fanout_of(state.priority_tree)
     assert len(tree) >= 3 and fanout == sum_tree.FANOUT
@@ -268,6 +273,11 @@ def reference_find(priorities, mass):
     return np.minimum(items, np.flatnonzero(priorities)[-1])
 
 
+# Every case draws this many masses, so the eager ops of `find` on (draws, fanout) shapes
+# compile once per fanout and serve every item count and both priority sets.
+NUM_MASSES = 16384
+
+
 @pytest.mark.parametrize("fanout", [2, 8, 16, 32, 64])
 @pytest.mark.parametrize("num_items", [1, 5, 77, 1000, 4099])
 def test_wide_tree_draws_the_items_a_cumulative_sum_does(fanout, num_items):
@@ -286,8 +296,10 @@ def test_wide_tree_draws_the_items_a_cumulative_sum_does(fanout, num_items):
         total = float(priorities.astype(np.float64).sum())
         np.testing.assert_allclose(float(sum_tree.total(tree)), total, rtol=1e-5)
         whole = np.arange(int(total) + 1, dtype=np.float32)  # every boundary, for integers
-        mass = np.concatenate([rng.random(2000, dtype=np.float32) * np.float32(total), whole])
-        mass = mass[mass < np.float32(total)]
+        whole = whole[whole < np.float32(total)]
+        assert NUM_MASSES - whole.size >= 2000  # and at least 2000 uniform masses
+        uniform = rng.random(NUM_MASSES - whole.size, dtype=np.float32) * np.float32(total)
+        mass = np.concatenate([np.where(uniform < np.float32(total), uniform, 0), whole])
         got = np.asarray(sum_tree.find(tree, jnp.asarray(mass)))
         assert np.all(priorities[got] > 0)
         expected = reference_find(priorities, mass)
