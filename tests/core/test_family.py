@@ -44,21 +44,21 @@ def test_rainbow_learns_finite_values_and_keeps_priorities_per_seed(rainbow_one_
 def test_rainbow_chunked_equals_one_call_and_resumes_bitwise(
     rainbow_program, rainbow_one_call, tmp_path
 ):
-    chunked = execute(rainbow_program, KEYS, RAINBOW.hparams(), periods_per_chunk=1)
-    assert leaves_equal(chunked.metrics, rainbow_one_call.metrics)
-    assert leaves_equal(chunked.params, rainbow_one_call.params)
     saved = {}
 
-    def stop_after_two(chunk):
+    def save_after_two(chunk):  # the chunked run goes on to the end
         if chunk.periods_done == 2:
             saved["states"] = chunk.states()
             Checkpointer(tmp_path, checkpoint.identity("r", RAINBOW, 2, 5)).save(
                 2, saved["states"], chunk.metrics_so_far, chunk.evals_so_far
             )
-            return True
         return False
 
-    execute(rainbow_program, KEYS, RAINBOW.hparams(), on_chunk=stop_after_two)
+    # one period per call (the default with on_chunk)
+    chunked = execute(rainbow_program, KEYS, RAINBOW.hparams(), on_chunk=save_after_two)
+    assert chunked.periods_done == RAINBOW.num_log_points
+    assert leaves_equal(chunked.metrics, rainbow_one_call.metrics)
+    assert leaves_equal(chunked.params, rainbow_one_call.params)
     like = state_shapes(rainbow_program, RAINBOW.hparams())
     point = checkpoint.restore(tmp_path, like)
     # every leaf is in the checkpoint, keys and the sum tree of priorities included (the
@@ -72,12 +72,23 @@ def test_rainbow_chunked_equals_one_call_and_resumes_bitwise(
     assert leaves_equal(resumed.params, rainbow_one_call.params)
 
 
+_SINGLE = {}
+
+
+def train_and_single(config):
+    """The train function of `config` and its jit for one run, made once per module (the
+    QR-Munchausen one serves two tests)."""
+    if config not in _SINGLE:
+        train = make_train_program(config).train
+        _SINGLE[config] = train, jax.jit(train)
+    return _SINGLE[config]
+
+
 @pytest.mark.parametrize("config", [RAINBOW, QR_MUNCHAUSEN], ids=["rainbow", "qr_munchausen"])
 def test_vmap_equals_single_runs_and_the_same_key_repeats(config):
-    train = make_train_program(config).train
+    train, single = train_and_single(config)
     hp = config.hparams()
     batched = jax.jit(jax.vmap(train, in_axes=(0, None)))(KEYS, hp)
-    single = jax.jit(train)
     for i in range(2):
         one = single(KEYS[i], hp)
         for name in ("episode_return", "loss", "q_value"):
@@ -110,7 +121,7 @@ def test_vmap_equals_single_runs_and_the_same_key_repeats(config):
 def test_traced_family_hyperparameters_sweep_in_one_program():
     """per_alpha, per_beta and the Munchausen knobs vary per run like the learning rate."""
     config = QR_MUNCHAUSEN
-    train = make_train_program(config).train
+    train, single = train_and_single(config)
     settings = {
         "per_alpha": np.array([0.0, 0.8], np.float32),
         "per_beta": np.array([0.4, 1.0], np.float32),
@@ -120,7 +131,7 @@ def test_traced_family_hyperparameters_sweep_in_one_program():
     hp = config.hparams(**settings)
     both = jax.jit(jax.vmap(train, in_axes=(None, hparams_in_axes(hp))))(KEYS[0], hp)
     for i in range(2):
-        one = jax.jit(train)(KEYS[0], config.hparams(**{k: v[i] for k, v in settings.items()}))
+        one = single(KEYS[0], config.hparams(**{k: v[i] for k, v in settings.items()}))
         np.testing.assert_allclose(both.metrics["loss"][i], one.metrics["loss"], rtol=1e-4)
     assert not np.allclose(both.metrics["loss"][0], both.metrics["loss"][1])
 
