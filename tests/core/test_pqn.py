@@ -304,21 +304,21 @@ def test_metrics_are_finite_and_the_seeds_differ(one_call):
 
 def test_chunked_equals_one_call_and_resume_is_exact(tiny_program, one_call, tmp_path):
     hp = TINY_PQN.hparams()
-    chunked = execute(tiny_program, KEYS, hp, periods_per_chunk=1)
-    assert leaves_equal(chunked.metrics, one_call.metrics)
-    assert leaves_equal(chunked.params, one_call.params)
     saved = {}
 
-    def stop_after_two(chunk):
+    def save_after_two(chunk):  # the chunked run goes on to the end
         if chunk.periods_done == 2:
             saved["states"] = chunk.states()
             Checkpointer(tmp_path, checkpoint.identity("p", TINY_PQN, 2, 7)).save(
                 2, saved["states"], chunk.metrics_so_far, chunk.evals_so_far
             )
-            return True
         return False
 
-    execute(tiny_program, KEYS, hp, on_chunk=stop_after_two)
+    # one period per call (the default with on_chunk)
+    chunked = execute(tiny_program, KEYS, hp, on_chunk=save_after_two)
+    assert chunked.periods_done == TINY_PQN.num_log_points
+    assert leaves_equal(chunked.metrics, one_call.metrics)
+    assert leaves_equal(chunked.params, one_call.params)
     point = checkpoint.restore(tmp_path, state_shapes(tiny_program, hp))
     assert leaves_equal(point.resume.states, saved["states"])  # optimizer and keys included
     resumed = execute(tiny_program, KEYS, hp, resume=point.resume)
