@@ -9,6 +9,7 @@ run with a checkpoint at every log point is shared by most tests; they work on c
 from __future__ import annotations
 
 import csv
+import dataclasses
 import errno
 import fcntl
 import json
@@ -418,11 +419,13 @@ def test_layout_independent_seeds_equal_their_single_runs_on_any_device_count(tw
     with (two_device_run / "metrics.csv").open() as file:
         rows = list(csv.DictReader(file))
     keys = jax.random.split(seed_key(4), 3)
-    program = make_train_program(TINY)
+    # each seed alone on this process's 1 device: three sequential batches of one row, the
+    # one compiled program of a lone run called on each key in turn
+    alone = execute(make_train_program(TINY), keys, TINY.hparams(), max_runs_per_device=1)
+    assert (alone.plan.num_devices, alone.plan.num_batches) == (1, 3)
     for k in range(3):
-        alone = execute(program, keys[k : k + 1], TINY.hparams()).metrics["loss"][0]
         written = [np.float32(r["loss"] or "nan") for r in rows if r["seed"] == str(k)]
-        np.testing.assert_array_equal(np.asarray(written), alone)  # 1 device, bit for bit
+        np.testing.assert_array_equal(np.asarray(written), alone.metrics["loss"][k])  # bitwise
 
 
 def test_resume_on_another_device_count_keeps_the_layout(two_device_run, tmp_path):
@@ -539,7 +542,9 @@ def test_checkpoints_of_another_format_are_reported(tmp_path):
 def test_write_run_refuses_another_runs_folder(tmp_path):
     result = run_experiment(TINY, 1, periods_per_chunk=4)
     write_run(result, tmp_path / "a")
-    again = run_experiment(TINY, 1, periods_per_chunk=4)
+    # another run: the same outputs under the fresh id a second run_experiment would get
+    again = dataclasses.replace(result, run_id=rundir.new_run_id())
+    assert again.run_id != result.run_id
     with pytest.raises(rundir.FolderError, match="holds run"):
         write_run(again, tmp_path / "a")
     write_run(again, tmp_path / "a", overwrite=True)
