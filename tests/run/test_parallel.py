@@ -448,33 +448,40 @@ def test_run_too_large_for_the_device_fails_before_compiling(tiny_program, monke
         execute(tiny_program, keys, TINY.hparams(), device_bytes=1000)
 
 
-def test_sequential_batches_equal_one_batch(tiny_program, tiny_vmapped):
-    keys = jax.random.split(jax.random.key(2), 3)
-    reference = tiny_vmapped(keys, TINY.hparams())
-    outputs = execute(tiny_program, keys, TINY.hparams(), max_runs_per_device=1)
-    assert outputs.plan.num_batches == 3
+BATCH_KEYS = jax.random.split(jax.random.key(2), 3)
+
+
+def _three_batches(program, offload):
+    """The three BATCH_KEYS runs as three sequential batches of one row, chunk by chunk."""
+    seen = []
+    outputs = execute(
+        program,
+        BATCH_KEYS,
+        TINY.hparams(),
+        max_runs_per_device=1,
+        on_chunk=lambda chunk: seen.append(chunk.periods_done) and False,
+        offload_idle_batches=offload,
+    )
+    assert outputs.plan.num_batches == 3 and seen == [1, 2, 3, 4]
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def three_batches_kept(tiny_program):
+    """Idle batches kept on the device (shared by the two tests below)."""
+    return _three_batches(tiny_program, offload=False)
+
+
+def test_sequential_batches_equal_one_batch(tiny_vmapped, three_batches_kept):
+    reference = tiny_vmapped(BATCH_KEYS, TINY.hparams())
+    outputs = three_batches_kept
     assert all_close(jax.tree.map(np.asarray, reference.metrics), outputs.metrics)
     assert all_close(jax.tree.map(np.asarray, reference.evals), outputs.evals)
     assert outputs.compiled_bytes_per_run <= outputs.plan.bytes_per_run  # estimate bounds XLA
 
 
-def test_idle_batches_offloaded_to_the_host_give_the_same_results(tiny_program):
-    keys = jax.random.split(jax.random.key(2), 3)
-
-    def run(offload):
-        seen = []
-        outputs = execute(
-            tiny_program,
-            keys,
-            TINY.hparams(),
-            max_runs_per_device=1,
-            on_chunk=lambda chunk: seen.append(chunk.periods_done) and False,
-            offload_idle_batches=offload,
-        )
-        assert outputs.plan.num_batches == 3 and seen == [1, 2, 3, 4]
-        return outputs
-
-    kept, offloaded = run(False), run(True)
+def test_idle_batches_offloaded_to_the_host_give_the_same_results(tiny_program, three_batches_kept):
+    kept, offloaded = three_batches_kept, _three_batches(tiny_program, offload=True)
     for a, b in ((kept.metrics, offloaded.metrics), (kept.evals, offloaded.evals)):
         assert all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
     leaves = zip(jax.tree.leaves(kept.params), jax.tree.leaves(offloaded.params), strict=True)
@@ -532,13 +539,12 @@ def test_sharded_seeds_match_single_device_run():
         program = make_train_program(config)
         direct = execute(program, keys[:2], config.hparams())
         mapped = execute(program, keys, config.hparams())
-        alone = execute(program, keys[:2], config.hparams(), devices=jax.devices()[:1])
         print(json.dumps({{
             "devices": len(jax.devices()),
             "used": len(many.metrics["loss"].sharding.device_set),
             "equal": all(jax.tree.leaves(same)),
             "odd": len(seed_sharding(3).device_set),
-            "layouts": [[o.plan.num_devices, o.plan.runs_per_device] for o in (direct, alone)],
+            "layouts": [[o.plan.num_devices, o.plan.runs_per_device] for o in (direct, mapped)],
             "direct_equal": all(
                 close(direct.metrics[k], mapped.metrics[k][:2])
                 and close(direct.metrics[k], np.asarray(one.metrics[k])[:2])
@@ -553,6 +559,6 @@ def test_sharded_seeds_match_single_device_run():
         "used": 2,
         "equal": True,
         "odd": 1,
-        "layouts": [[2, 1], [1, 2]],
+        "layouts": [[2, 1], [2, 2]],
         "direct_equal": True,
     }
