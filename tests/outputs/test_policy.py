@@ -302,18 +302,21 @@ def test_render_command_writes_the_gif(breakout_run, tmp_path, capsys):
 
 
 def test_a_rainbow_run_loads_evaluates_and_acts_on_its_mean_q_values(tmp_path, capsys):
-    from purejaxdqn import make_train
+    from purejaxdqn import make_train_program
     from purejaxdqn.core.loop import q_network_for
 
     config = TINY_RAINBOW.replace(v_max=50.0, total_timesteps=800, num_log_points=2)
     keys = jax.random.split(jax.random.key(0), 2)
-    result = jax.jit(jax.vmap(make_train(config), in_axes=(0, None)))(keys, config.hparams())
-    folder = write_run_folder(tmp_path / "rainbow", config, result.runner_state.params, 2)
+    # the runner state's parameters as a run starts (noisy layers' sigmas nonzero): training
+    # changes their values, not their tree, and compiling init alone is far cheaper
+    init = jax.jit(jax.vmap(make_train_program(config).init, in_axes=(0, None)))
+    runner_state = init(keys, config.hparams())
+    folder = write_run_folder(tmp_path / "rainbow", config, runner_state.params, 2)
     loaded = load_policy(folder)
     assert loaded.config == config
     obs = jax.numpy.ones((3, 4))
     network = q_network_for(config, (4,), 2)
-    params = jax.tree.map(lambda leaf: leaf[1], result.runner_state.params)
+    params = jax.tree.map(lambda leaf: leaf[1], runner_state.params)
     q = network.q_values(params, obs)  # no noise key: the mean weights
     np.testing.assert_array_equal(np.asarray(loaded.q_values(obs, 1)), np.asarray(q))
     logits = network.outputs(params, obs).distribution
