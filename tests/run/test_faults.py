@@ -298,21 +298,26 @@ def _damage(path: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("target", "how"),
-    [("state/00000.npy", "truncated"), ("metrics/loss.npy", "flipped"),
-     ("manifest.json", "removed"), ("evals/return.npy", "removed")],
+    "damages",
+    [{"3": ("state/00000.npy", "truncated"), "2": ("metrics/loss.npy", "flipped")},
+     {"3": ("manifest.json", "removed"), "2": ("evals/return.npy", "removed")}],
+    ids=["truncated-state-flipped-metrics", "removed-manifest-removed-evals"],
 )  # fmt: skip
 def test_a_damaged_checkpoint_falls_back_to_the_newest_intact_one(
-    full_run, tmp_path, capsys, target, how
+    full_run, tmp_path, capsys, damages
 ):
+    """Checkpoints 3 and 2 damaged in two different ways (one resume checks two kinds of
+    damage: either one missed resumes from it and fails), so the run resumes from 1."""
     copy = _crashed_copy(full_run, tmp_path, after=3)
-    _damage(copy / "checkpoints" / "3" / target, how)
+    for number, (target, how) in damages.items():
+        _damage(copy / "checkpoints" / number / target, how)
     (copy / "checkpoints" / ".tmp-4-deadbeef" / "state").mkdir(parents=True)  # a killed save
     assert _main("train", "--resume", str(copy), "--quiet") == 0
     warning = capsys.readouterr().err
-    assert f"checkpoint {copy / 'checkpoints' / '3'} is damaged" in warning
+    for number in damages:
+        assert f"checkpoint {copy / 'checkpoints' / number} is damaged" in warning
     assert "skipped" in warning
-    _same_results(copy, full_run)  # resumed from 2 instead, bit for bit
+    _same_results(copy, full_run)  # resumed from 1 instead, bit for bit
     assert not (copy / "checkpoints" / ".tmp-4-deadbeef").exists()
 
 
