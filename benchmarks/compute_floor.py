@@ -13,7 +13,8 @@ have over purejaxql's measured time.
   (no loops inside them, so the counts are exact for those pieces): the acting forward
   pass per rollout step, the bootstrap forward pass (ours: every step's next observation,
   `num_steps * num_envs` of them; purejaxql: the last observation only, reusing the
-  acting Q-values otherwise) and one minibatch's loss and gradient per update. The
+  acting Q-values otherwise) and one minibatch's loss (`pqn.make_pqn_loss`, as the loop
+  runs it) and gradient per update. The
   optimiser's elementwise update is left out (under 1% of the gradient's operations).
 - `matmul_peak_flops(devices)`: the fastest of square float32 matrix products timed on one
   device and on every device at once (one product each, sharded), in operations per second.
@@ -29,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from purejaxdqn.core.pqn import make_pqn_loss
 from purejaxdqn.core.pqn_config import PQNConfig
 from purejaxdqn.envs.spec import make_env
 
@@ -54,14 +56,11 @@ def pqn_iteration_flops(config: PQNConfig) -> dict[str, float]:
 
     params = jax.eval_shape(network.init, jax.random.key(0), obs(1))
 
-    def loss(p: Any, o: jax.Array, a: jax.Array, target: jax.Array) -> jax.Array:
-        q = jnp.take_along_axis(network.q_values(p, o), a[:, None], axis=-1)[:, 0]
-        return 0.5 * jnp.mean(jnp.square(q - target))
-
     act = compiled_flops(network.q_values, params, obs(E))
     next_all = compiled_flops(network.q_values, params, obs(T * E))
-    action, target = jax.ShapeDtypeStruct((B,), jnp.int32), jax.ShapeDtypeStruct((B,), jnp.float32)
-    grad = compiled_flops(jax.value_and_grad(loss), params, obs(B), action, target)
+    action, values = jax.ShapeDtypeStruct((B,), jnp.int32), jax.ShapeDtypeStruct((B,), jnp.float32)
+    loss_and_grad = jax.value_and_grad(make_pqn_loss(network), has_aux=True)
+    grad = compiled_flops(loss_and_grad, params, obs(B), action, values, values)
     updates = config.updates_per_iteration * grad
     return {
         "purejaxdqn": T * act + next_all + updates,

@@ -79,6 +79,23 @@ def make_pqn_optimizer(config: PQNConfig, hp: Any) -> optax.GradientTransformati
     return clipped_and_scheduled(optax.radam, config, hp)
 
 
+def make_pqn_loss(network: Any) -> Callable[..., tuple[jax.Array, jax.Array]]:
+    """PQN's minibatch loss for `network` (a `QNetwork`): `loss(params, obs, action, target,
+    weight) -> (loss, mean Q(s, a))`, half the mean squared error of Q(s, a) against the
+    target over the minibatch's real transitions (`weight` 1; 0 for a pool's reset steps).
+    """
+
+    def loss_fn(
+        params: Any, obs: jax.Array, action: jax.Array, target: jax.Array, weight: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        q = jnp.take_along_axis(network.q_values(params, obs), action[:, None], axis=-1)[:, 0]
+        count = jnp.maximum(weight.sum(), 1.0)
+        loss = 0.5 * jnp.sum(weight * jnp.square(q - target)) / count
+        return loss, jnp.sum(weight * q) / count
+
+    return loss_fn
+
+
 def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None) -> TrainProgram:
     """Build PQN's `TrainProgram` (`init`, `run_periods`, `train`) for `config`.
 
@@ -157,17 +174,6 @@ def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None)
             hp.lam,
         )
 
-    def loss_fn(
-        params: Any, obs: jax.Array, action: jax.Array, target: jax.Array, weight: jax.Array
-    ) -> tuple[jax.Array, jax.Array]:
-        """Half the mean squared error of Q(s, a) against the target over the minibatch's
-        real transitions (`weight` 1; 0 for a pool's reset steps); aux: their mean Q(s, a).
-        """
-        q = jnp.take_along_axis(network.q_values(params, obs), action[:, None], axis=-1)[:, 0]
-        count = jnp.maximum(weight.sum(), 1.0)
-        loss = 0.5 * jnp.sum(weight * jnp.square(q - target)) / count
-        return loss, jnp.sum(weight * q) / count
-
     def learn(
         state: PQNState, rollout: Rollout, targets: jax.Array, hp: Any, key: jax.Array
     ) -> tuple[PQNState, jax.Array, jax.Array]:
@@ -175,7 +181,7 @@ def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None)
         losses and mean Q-values of every gradient step.
         """
         optimizer = make_pqn_optimizer(config, hp)
-        loss_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
+        loss_and_grad = jax.value_and_grad(make_pqn_loss(network), has_aux=True)
         flat = jax.tree.map(
             lambda x: x.reshape(rollout_size, *x.shape[2:]),
             (rollout.obs, rollout.action, targets, rollout.valid.astype(jnp.float32)),
