@@ -5,6 +5,8 @@ call, resume is exact with the priority arrays and noise keys).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -54,8 +56,10 @@ def test_rainbow_chunked_equals_one_call_and_resumes_bitwise(
             )
         return False
 
-    # one period per call (the default with on_chunk)
-    chunked = execute(rainbow_program, KEYS, RAINBOW.hparams(), on_chunk=save_after_two)
+    # one period per compiled call
+    chunked = execute(
+        rainbow_program, KEYS, RAINBOW.hparams(), on_chunk=save_after_two, periods_per_chunk=1
+    )
     assert chunked.periods_done == RAINBOW.num_log_points
     assert leaves_equal(chunked.metrics, rainbow_one_call.metrics)
     assert leaves_equal(chunked.params, rainbow_one_call.params)
@@ -72,16 +76,12 @@ def test_rainbow_chunked_equals_one_call_and_resumes_bitwise(
     assert leaves_equal(resumed.params, rainbow_one_call.params)
 
 
-_SINGLE = {}
-
-
+@functools.cache
 def train_and_single(config):
     """The train function of `config` and its jit for one run, made once per module (the
     QR-Munchausen one serves two tests)."""
-    if config not in _SINGLE:
-        train = make_train_program(config).train
-        _SINGLE[config] = train, jax.jit(train)
-    return _SINGLE[config]
+    train = make_train_program(config).train
+    return train, jax.jit(train)
 
 
 @pytest.mark.parametrize("config", [RAINBOW, QR_MUNCHAUSEN], ids=["rainbow", "qr_munchausen"])

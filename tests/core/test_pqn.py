@@ -314,8 +314,8 @@ def test_chunked_equals_one_call_and_resume_is_exact(tiny_program, one_call, tmp
             )
         return False
 
-    # one period per call (the default with on_chunk)
-    chunked = execute(tiny_program, KEYS, hp, on_chunk=save_after_two)
+    # one period per compiled call
+    chunked = execute(tiny_program, KEYS, hp, on_chunk=save_after_two, periods_per_chunk=1)
     assert chunked.periods_done == TINY_PQN.num_log_points
     assert leaves_equal(chunked.metrics, one_call.metrics)
     assert leaves_equal(chunked.params, one_call.params)
