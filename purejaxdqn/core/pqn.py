@@ -194,7 +194,7 @@ def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None)
             return (optax.apply_updates(params, updates), opt_state), (loss, q_mean)
 
         def epoch(carry: tuple, epoch_key: jax.Array) -> tuple[tuple, tuple]:
-            order = jax.random.permutation(epoch_key, rollout_size)
+            order = rng.permutation(epoch_key, rollout_size)
             minibatches = jax.tree.map(lambda x: x[order].reshape(-1, batch, *x.shape[1:]), flat)
             return jax.lax.scan(minibatch_step, carry, minibatches)
 

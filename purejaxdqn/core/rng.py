@@ -10,6 +10,9 @@ default), but the 20 rounds are straight-line code that XLA fuses into one kerne
 training loop draws exactly the numbers it would draw with ordinary keys. The loop switches
 with `maybe_to_fast`, which does so only where `backend.workarounds().fast_threefry` (on
 CPU); on GPU and TPU it keeps JAX's own threefry.
+
+`permutation` shuffles with sorts of one array instead of `jax.random.permutation`'s sorts
+of key-value pairs, on every backend, so a key gives the same order everywhere.
 """
 
 from __future__ import annotations
@@ -112,6 +115,37 @@ def from_fast(key: jax.Array, like: jax.Array) -> jax.Array:
     if key.dtype == like.dtype:
         return key
     return jax.random.wrap_key_data(jax.random.key_data(key), impl=jax.random.key_impl(like))
+
+
+# Index bits above which `permutation` leaves the work to `jax.random.permutation`.
+_MAX_PACKED_INDEX_BITS = 24
+
+
+def permutation(key: jax.Array, n: int) -> jax.Array:
+    """A uniformly random ordering of `range(n)` (int32) for `key`, from plain sorts.
+
+    `jax.random.permutation` sorts (random key, index) pairs; XLA:CPU runs such a two-array
+    sort several times slower than a sort of one uint32 array. Here each round sorts one
+    uint32 array whose high bits are random and whose low `b = bit_length(n - 1)` bits are
+    the element's current position, so a tie in the random bits keeps the order of the
+    round before (the first round: the index order). The order of a pair deviates from
+    uniform only if it ties in every round; with `32 - b` random bits a round and rounds
+    enough for `3 b` random bits (the criterion of `jax.random.permutation` on its 32-bit
+    keys), the expected number of such pairs is below `1 / (2 n)`. Beyond 2**24 elements
+    it is `jax.random.permutation`.
+    """
+    index_bits = max(n - 1, 0).bit_length()
+    if n <= 1 or index_bits > _MAX_PACKED_INDEX_BITS:
+        return jax.random.permutation(key, n).astype(jnp.int32)
+    random_bits = 32 - index_bits
+    rounds = -(-3 * index_bits // random_bits)
+    low = np.uint32((1 << index_bits) - 1)
+    positions = jnp.arange(n, dtype=jnp.uint32)
+    order = positions
+    for round_key in jax.random.split(key, rounds):
+        packed = (jax.random.bits(round_key, (n,), jnp.uint32) & ~low) | positions
+        order = order[jnp.sort(packed) & low]
+    return order.astype(jnp.int32)
 
 
 SEED_LIMIT = 2**64  # seeds are integers in [0, 2**64)

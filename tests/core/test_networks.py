@@ -11,6 +11,7 @@ from purejaxdqn import DQNConfig, make_train
 from purejaxdqn.core.networks import (
     HeadConfig,
     HeadOutputs,
+    LayerNorm,
     MinAtarQNetwork,
     MLPQNetwork,
     NatureQNetwork,
@@ -260,3 +261,47 @@ def test_the_default_head_is_bit_for_bit_the_plain_head(dueling):
     np.testing.assert_array_equal(eager, legacy.apply(params, obs))
     # a noise key changes nothing for a head without noise
     np.testing.assert_array_equal(network.q_values(params, obs, jax.random.key(3)), eager)
+
+
+@pytest.mark.parametrize("shape", [(5, 256), (3, 8, 8, 16), (2, 4, 7)])
+def test_layer_norm_equals_flax_layer_norm_and_its_gradients(shape):
+    keys = jax.random.split(jax.random.key(0), 4)
+    x = 3.0 * jax.random.normal(keys[0], shape) + jax.random.normal(keys[1], shape[-1:])
+    ours, reference = LayerNorm(), nn.LayerNorm()
+    params = ours.init(keys[2], x)
+    assert jax.tree.map(np.shape, params) == jax.tree.map(np.shape, reference.init(keys[2], x))
+    params = jax.tree.map(lambda p: p + jax.random.normal(keys[3], p.shape), params)
+    weights = jax.random.normal(keys[1], shape)
+
+    def objective(module):  # a loss whose gradient differs per element
+        return lambda p, x: jnp.sum(weights * jnp.tanh(module.apply(p, x)))
+
+    np.testing.assert_allclose(ours.apply(params, x), reference.apply(params, x), atol=2e-6)
+    for ours_grad, reference_grad in zip(
+        jax.grad(objective(ours), argnums=(0, 1))(params, x),
+        jax.grad(objective(reference), argnums=(0, 1))(params, x),
+        strict=True,
+    ):
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5),
+            ours_grad,
+            reference_grad,
+        )
+
+
+def test_layer_norm_under_vmap_equals_each_run():
+    xs = jax.random.normal(jax.random.key(1), (3, 4, 32))
+    params = jax.vmap(LayerNorm().init)(jax.random.split(jax.random.key(2), 3), xs)
+    params = jax.tree.map(lambda p: p * jnp.arange(1.0, 4.0).reshape(3, 1), params)
+
+    def grads(p, x):
+        return jax.grad(lambda p, x: jnp.sum(jnp.sin(LayerNorm().apply(p, x))), (0, 1))(p, x)
+
+    batched = jax.vmap(grads)(params, xs)
+    for i in range(3):
+        single = grads(jax.tree.map(lambda p, i=i: p[i], params), xs[i])
+        jax.tree.map(
+            lambda b, s, i=i: np.testing.assert_allclose(b[i], s, rtol=1e-6, atol=1e-6),
+            batched,
+            single,
+        )

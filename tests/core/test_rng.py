@@ -122,3 +122,78 @@ def test_check_seed_refuses_anything_else_naming_the_option(seed):
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         rng.check_seed(seed, name="--seed")
+
+
+def _chi_square_p(counts: np.ndarray) -> float:
+    """p-value of `counts` under the uniform distribution over its cells."""
+    expected = counts.sum() / counts.size
+    statistic = ((counts - expected) ** 2 / expected).sum()
+    return float(jax.scipy.stats.chi2.sf(statistic, counts.size - 1))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 128, 2048, 3000, 70_000])
+def test_permutation_orders_every_index_once(n):
+    order = np.asarray(rng.permutation(jax.random.key(n), n))
+    assert order.dtype == np.int32
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    if n > 2:
+        assert not np.array_equal(order, np.arange(n))
+
+
+def test_permutation_is_a_function_of_the_key_and_vmaps():
+    keys = jax.random.split(jax.random.key(7), 3)
+    draw = jax.jit(jax.vmap(lambda key: rng.permutation(key, 2048)))
+    batched = np.asarray(draw(keys))
+    for key, row in zip(keys, batched, strict=True):
+        np.testing.assert_array_equal(np.asarray(rng.permutation(key, 2048)), row)
+    np.testing.assert_array_equal(np.asarray(draw(keys)), batched)
+    assert not np.array_equal(batched[0], batched[1])
+    fast = rng.permutation(rng.to_fast(keys[0]), 2048)  # the loop's keys draw the same
+    np.testing.assert_array_equal(np.asarray(fast), batched[0])
+
+
+def test_permutation_draws_every_ordering_equally_often():
+    # one round of packed sorting (n = 5: 3 index bits, 29 random bits)
+    orders = np.asarray(
+        jax.jit(jax.vmap(lambda key: rng.permutation(key, 5)))(
+            jax.random.split(jax.random.key(1), 60_000)
+        )
+    )
+    codes = (orders * 5 ** np.arange(5)).sum(axis=1)
+    _, counts = np.unique(codes, return_counts=True)
+    assert counts.size == 120 and _chi_square_p(counts) > 1e-3
+    # and a wrong draw fails the same test: the first index kept in place
+    pinned = orders[orders[:, 0] == 0]
+    _, pinned_counts = np.unique((pinned * 5 ** np.arange(5)).sum(axis=1), return_counts=True)
+    assert pinned_counts.size < 120
+
+
+def test_permutation_over_several_rounds_moves_every_index_uniformly():
+    # n = 2048 takes two rounds (11 index bits, 21 random bits each); where index 0 lands
+    # and which index lands first are both uniform over the 2048 positions
+    orders = np.asarray(
+        jax.jit(jax.vmap(lambda key: rng.permutation(key, 2048)))(
+            jax.random.split(jax.random.key(2), 20_000)
+        )
+    )
+    first = np.bincount(orders[:, 0], minlength=2048)
+    where_zero = np.bincount(np.argmax(orders == 0, axis=1), minlength=2048)
+    assert _chi_square_p(first) > 1e-3 and _chi_square_p(where_zero) > 1e-3
+
+    # the same test fails a packed sort with too few random bits (6), whose ties keep the
+    # index order: index 0 then lands first among its bucket's ~32 elements
+    def tie_prone(key: jax.Array) -> jax.Array:
+        bits = jax.random.bits(key, (2048,), jnp.uint32) & np.uint32(0xFC000000)
+        return jnp.sort(bits | jnp.arange(2048, dtype=jnp.uint32)) & np.uint32(2047)
+
+    skewed = np.asarray(jax.jit(jax.vmap(tie_prone))(jax.random.split(jax.random.key(2), 20_000)))
+    skewed_zero = np.bincount(np.argmax(skewed == 0, axis=1), minlength=2048)
+    assert _chi_square_p(skewed_zero) < 1e-6
+
+
+def test_permutation_past_the_packed_size_is_jax_permutation(monkeypatch):
+    monkeypatch.setattr(rng, "_MAX_PACKED_INDEX_BITS", 2)
+    key = jax.random.key(3)
+    np.testing.assert_array_equal(
+        np.asarray(rng.permutation(key, 10)), np.asarray(jax.random.permutation(key, 10))
+    )
