@@ -11,11 +11,12 @@ have over purejaxql's measured time.
 - `pqn_iteration_flops(config)`: floating-point operations of one iteration of one seed,
   for our PQN and for purejaxql's, counted by XLA's cost analysis of the compiled pieces
   (no loops inside them, so the counts are exact for those pieces): the acting forward
-  pass per rollout step, the bootstrap forward pass (ours: every step's next observation,
-  `num_steps * num_envs` of them; purejaxql: the last observation only, reusing the
-  acting Q-values otherwise) and one minibatch's loss (`pqn.make_pqn_loss`, as the loop
-  runs it) and gradient per update. The
-  optimiser's elementwise update is left out (under 1% of the gradient's operations).
+  pass per rollout step, the bootstrap forward pass (both reuse the acting Q-values where
+  no episode ended: purejaxql passes the last observations, ours those and the final
+  observations of up to `pqn.max_truncations_per_rollout` truncations per env, as
+  `pqn.next_values` does) and one minibatch's loss (`pqn.make_pqn_loss`, as the loop runs
+  it) and gradient per update. The optimiser's elementwise update is left out (under 1%
+  of the gradient's operations).
 - `matmul_peak_flops(devices)`: the fastest of square float32 matrix products timed on one
   device and on every device at once (one product each, sharded), in operations per second.
 """
@@ -30,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from purejaxdqn.core.pqn import make_pqn_loss
+from purejaxdqn.core.pqn import make_pqn_loss, max_truncations_per_rollout
 from purejaxdqn.core.pqn_config import PQNConfig
 from purejaxdqn.envs.spec import make_env
 
@@ -57,13 +58,15 @@ def pqn_iteration_flops(config: PQNConfig) -> dict[str, float]:
     params = jax.eval_shape(network.init, jax.random.key(0), obs(1))
 
     act = compiled_flops(network.q_values, params, obs(E))
-    next_all = compiled_flops(network.q_values, params, obs(T * E))
+    truncations = max_truncations_per_rollout(T, spec.max_episode_steps)
+    bootstrap_rows = T if truncations is None or 1 + truncations >= T else 1 + truncations
+    bootstrap = compiled_flops(network.q_values, params, obs(bootstrap_rows * E))
     action, values = jax.ShapeDtypeStruct((B,), jnp.int32), jax.ShapeDtypeStruct((B,), jnp.float32)
     loss_and_grad = jax.value_and_grad(make_pqn_loss(network), has_aux=True)
     grad = compiled_flops(loss_and_grad, params, obs(B), action, values, values)
     updates = config.updates_per_iteration * grad
     return {
-        "purejaxdqn": T * act + next_all + updates,
+        "purejaxdqn": T * act + bootstrap + updates,
         "purejaxql": T * act + act + updates,
     }
 

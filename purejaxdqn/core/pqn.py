@@ -7,7 +7,8 @@ hyperparameters), on the same runtime as DQN.
         scan over iterations                         (iterations_per_log_point)
           rollout: act epsilon-greedily in every env, num_steps times
           targets: max_a Q(s'_t, a) for every step's next observation (the true final one
-              at an episode's end), then Q(lambda) returns backwards (`q_lambda_targets`)
+              at an episode's end; the acting pass's values where no episode ended,
+              `next_values`), then Q(lambda) returns backwards (`q_lambda_targets`)
           learn: num_epochs passes, each a fresh shuffle of the rollout cut into
               num_minibatches minibatches, one RAdam step on each
         summarise the period into one row of metrics
@@ -70,6 +71,7 @@ class Rollout(NamedTuple):
     truncated: jax.Array
     next_obs: jax.Array  # what the action led to: the true final observation at an end
     valid: jax.Array  # False for a bridged pool's reset steps (all True for gymnax)
+    value: jax.Array  # max_a Q(obs, a) of the acting pass
 
 
 def make_pqn_optimizer(config: PQNConfig, hp: Any) -> optax.GradientTransformation:
@@ -77,6 +79,43 @@ def make_pqn_optimizer(config: PQNConfig, hp: Any) -> optax.GradientTransformati
     `config.anneal_lr`), after global-norm clipping unless `max_grad_norm` is None.
     """
     return clipped_and_scheduled(optax.radam, config, hp)
+
+
+def max_truncations_per_rollout(num_steps: int, max_episode_steps: int | None) -> int | None:
+    """The most truncations one env can have in `num_steps` consecutive steps: they are
+    `max_episode_steps` apart, so `ceil(num_steps / max_episode_steps)`; None without a limit.
+    """
+    if max_episode_steps is None:
+        return None
+    return -(-num_steps // max_episode_steps)
+
+
+def next_values(
+    max_q: Callable[[jax.Array], jax.Array], rollout: Rollout, max_truncations: int | None
+) -> jax.Array:
+    """v_t = max_a Q(s'_t, a) of every step (T, E), s'_t the observation step t's action led
+    to (`rollout.next_obs`), with `max_q` (observations -> max Q) run on as few of them as
+    the episode ends allow.
+
+    Where no episode ended at step t, s'_t is the observation step t + 1 acted on, whose
+    value the acting pass already has (`rollout.value`). Only the last step's s'_t and the
+    true final observations of truncated steps are new: each env's k-th truncation
+    (k < `max_truncations`, see `max_truncations_per_rollout`) is gathered into one pass of
+    (1 + max_truncations) x E observations instead of T x E. At a termination v_t is the
+    next episode's first value, which the target multiplies by a zero discount. With no
+    bound, or a bound that saves nothing, it is `max_q(rollout.next_obs)`.
+    """
+    num_steps, num_envs = rollout.action.shape
+    if max_truncations is None or 1 + max_truncations >= num_steps:
+        return max_q(rollout.next_obs)
+    last = max_q(rollout.next_obs[-1])
+    values = jnp.concatenate([rollout.value[1:], last[None]])
+    count = jnp.cumsum(rollout.truncated.astype(jnp.int32), axis=0)  # truncations so far
+    nth = jnp.arange(1, max_truncations + 1, dtype=jnp.int32)[:, None, None]
+    steps = jnp.argmax(rollout.truncated & (count == nth), axis=1)  # (K, E); 0 if none
+    finals = max_q(rollout.next_obs[steps, jnp.arange(num_envs)])  # (K, E)
+    nth_of_step = jnp.clip(count - 1, 0, max_truncations - 1)
+    return jnp.where(rollout.truncated, jnp.take_along_axis(finals, nth_of_step, axis=0), values)
 
 
 def make_pqn_loss(network: Any) -> Callable[..., tuple[jax.Array, jax.Array]]:
@@ -139,7 +178,8 @@ def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None)
         def env_step(carry: tuple, step_key: jax.Array) -> tuple[tuple, Rollout]:
             state, stats = carry
             act_key, env_key = jax.random.split(step_key)
-            action = epsilon_greedy(act_key, network.q_values(state.params, state.obs), epsilon)
+            q_values = network.q_values(state.params, state.obs)
+            action = epsilon_greedy(act_key, q_values, epsilon)
             obs, env_state, reward, terminated, truncated, final_obs, valid = vector_step(
                 spec, env_key, state.env_state, action
             )
@@ -148,7 +188,16 @@ def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None)
             )
             stats = record_episodes(stats, ended)
             valid = jnp.ones_like(terminated) if valid is None else valid
-            step = Rollout(state.obs, action, reward, terminated, truncated, final_obs, valid)
+            step = Rollout(
+                state.obs,
+                action,
+                reward,
+                terminated,
+                truncated,
+                final_obs,
+                valid,
+                jnp.max(q_values, axis=-1),
+            )
             state = state._replace(
                 env_state=env_state,
                 obs=obs,
@@ -162,14 +211,19 @@ def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None)
         )
         return state, stats, rollout
 
+    max_truncations = max_truncations_per_rollout(num_steps, spec.max_episode_steps)
+
     def targets_of(params: Any, rollout: Rollout, hp: Any) -> jax.Array:
         """Q(lambda) targets of the rollout from the network that collected it."""
-        next_q = network.q_values(params, rollout.next_obs)  # (T, E, actions), one batch
+
+        def max_q(obs: jax.Array) -> jax.Array:
+            return jnp.max(network.q_values(params, obs), axis=-1)
+
         return q_lambda_targets(
             rollout.reward * hp.reward_scale,
             rollout.terminated,
             rollout.truncated,
-            jnp.max(next_q, axis=-1),
+            next_values(max_q, rollout, max_truncations),
             hp.gamma,
             hp.lam,
         )

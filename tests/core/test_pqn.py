@@ -16,7 +16,13 @@ from conftest import leaves_equal
 from purejaxdqn import hparams_in_axes
 from purejaxdqn.core.lambda_returns import q_lambda_targets
 from purejaxdqn.core.networks import make_network
-from purejaxdqn.core.pqn import make_pqn_optimizer, make_pqn_program
+from purejaxdqn.core.pqn import (
+    Rollout,
+    make_pqn_optimizer,
+    make_pqn_program,
+    max_truncations_per_rollout,
+    next_values,
+)
 from purejaxdqn.core.pqn_config import PQNConfig
 from purejaxdqn.core.pqn_presets import PQN_PRESETS, adapt_pqn, pqn_config_for
 from purejaxdqn.envs.probes import CountdownProbe, TruncationProbe
@@ -339,3 +345,65 @@ def test_vmap_equals_single_runs_and_the_same_key_repeats(tiny_program):
                 batched.metrics[name][i], one.metrics[name], rtol=1e-4, err_msg=name
             )
         assert leaves_equal(one, single(KEYS[i], TINY_PQN.hparams(lam=lams[i])))
+
+
+def _rollout_with_episode_ends(num_steps, num_envs, limit, seed):
+    """A rollout of random 3-vector observations whose episodes end at random (termination
+    with probability 0.15) or at `limit` steps (truncation); after an end, the step's
+    next observation is its own (final) one and the next step acts on a reset one.
+    """
+    rng = np.random.default_rng(seed)
+    length = rng.integers(max(0, limit - num_steps), limit, num_envs)  # some truncate
+    obs = rng.normal(size=(num_steps + 1, num_envs, 3)).astype(np.float32)
+    next_obs = obs[1:].copy()
+    terminated = np.zeros((num_steps, num_envs), bool)
+    truncated = np.zeros((num_steps, num_envs), bool)
+    for t in range(num_steps):
+        length += 1
+        terminated[t] = rng.random(num_envs) < 0.15
+        truncated[t] = (length == limit) & ~terminated[t]
+        ended = terminated[t] | truncated[t]
+        next_obs[t, ended] = rng.normal(size=(ended.sum(), 3))  # the true final observation
+        length[ended] = 0
+    return obs, next_obs, terminated, truncated
+
+
+def _max_q(obs):  # exact row by row, whatever the batch shape
+    return jnp.max(obs * jnp.array([1.0, -2.0, 0.5]), axis=-1)
+
+
+@pytest.mark.parametrize(
+    ("num_steps", "limit", "seed"), [(16, 4, 0), (16, 5, 1), (16, 100, 2), (4, 2, 3), (9, 3, 4)]
+)
+def test_next_values_reuse_the_acting_pass_and_equal_a_full_pass(num_steps, limit, seed):
+    obs, next_obs, terminated, truncated = _rollout_with_episode_ends(num_steps, 6, limit, seed)
+    bound = max_truncations_per_rollout(num_steps, limit)
+    assert truncated.sum(axis=0).max() <= bound
+    rollout = Rollout(
+        obs=jnp.asarray(obs[:-1]),
+        action=jnp.zeros((num_steps, 6), jnp.int32),
+        reward=jnp.zeros((num_steps, 6)),
+        terminated=jnp.asarray(terminated),
+        truncated=jnp.asarray(truncated),
+        next_obs=jnp.asarray(next_obs),
+        valid=jnp.ones((num_steps, 6), bool),
+        value=_max_q(jnp.asarray(obs[:-1])),
+    )
+    calls = []
+
+    def counted(batch):
+        calls.append(batch.shape[:-1])
+        return _max_q(batch)
+
+    values = np.asarray(jax.jit(lambda r: next_values(counted, r, bound))(rollout))
+    full = np.asarray(_max_q(jnp.asarray(next_obs)))
+    assert truncated.any() and terminated.any()
+    # equal wherever the target uses it (a termination multiplies it by a zero discount)
+    np.testing.assert_array_equal(values[~terminated], full[~terminated])
+    if 1 + bound < num_steps:  # the acting pass was reused: only last steps and finals
+        assert sorted(calls) == sorted([(6,), (bound, 6)])
+    else:
+        assert calls == [(num_steps, 6)]
+    # without a time limit there is no bound: one pass over every next observation
+    assert max_truncations_per_rollout(num_steps, None) is None
+    np.testing.assert_array_equal(np.asarray(next_values(_max_q, rollout, None)), full)
