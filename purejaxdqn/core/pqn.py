@@ -110,12 +110,16 @@ def next_values(
         return max_q(rollout.next_obs)
     last = max_q(rollout.next_obs[-1])
     values = jnp.concatenate([rollout.value[1:], last[None]])
-    count = jnp.cumsum(rollout.truncated.astype(jnp.int32), axis=0)  # truncations so far
-    nth = jnp.arange(1, max_truncations + 1, dtype=jnp.int32)[:, None, None]
-    steps = jnp.argmax(rollout.truncated & (count == nth), axis=1)  # (K, E); 0 if none
+    time = jnp.arange(num_steps)[:, None]
+    left, steps = rollout.truncated, []
+    for _ in range(max_truncations):  # each env's earliest truncation not yet taken
+        steps.append(jnp.argmax(left, axis=0))  # 0 when none is left
+        left = left & (time != steps[-1])
+    steps = jnp.stack(steps)  # (K, E)
     finals = max_q(rollout.next_obs[steps, jnp.arange(num_envs)])  # (K, E)
-    nth_of_step = jnp.clip(count - 1, 0, max_truncations - 1)
-    return jnp.where(rollout.truncated, jnp.take_along_axis(finals, nth_of_step, axis=0), values)
+    for step, final in zip(steps, finals, strict=True):  # a repeated step 0 repeats its value
+        values = jnp.where(rollout.truncated & (time == step), final, values)
+    return values
 
 
 def make_pqn_loss(network: Any) -> Callable[..., tuple[jax.Array, jax.Array]]:
