@@ -31,7 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from purejaxdqn.core.pqn import make_pqn_loss, max_truncations_per_rollout
+from purejaxdqn.core.pqn import (
+    bootstrap_rows_per_env,
+    make_pqn_loss,
+    max_truncations_per_rollout,
+)
 from purejaxdqn.core.pqn_config import PQNConfig
 from purejaxdqn.envs.spec import make_env
 
@@ -59,7 +63,7 @@ def pqn_iteration_flops(config: PQNConfig) -> dict[str, float]:
 
     act = compiled_flops(network.q_values, params, obs(E))
     truncations = max_truncations_per_rollout(T, spec.max_episode_steps)
-    bootstrap_rows = T if truncations is None or 1 + truncations >= T else 1 + truncations
+    bootstrap_rows = bootstrap_rows_per_env(T, truncations)
     bootstrap = compiled_flops(network.q_values, params, obs(bootstrap_rows * E))
     action, values = jax.ShapeDtypeStruct((B,), jnp.int32), jax.ShapeDtypeStruct((B,), jnp.float32)
     loss_and_grad = jax.value_and_grad(make_pqn_loss(network), has_aux=True)

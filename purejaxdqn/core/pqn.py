@@ -90,6 +90,16 @@ def max_truncations_per_rollout(num_steps: int, max_episode_steps: int | None) -
     return -(-num_steps // max_episode_steps)
 
 
+def bootstrap_rows_per_env(num_steps: int, max_truncations: int | None) -> int:
+    """How many observations per env `next_values` runs the network on: the last one and
+    up to `max_truncations` truncated final ones, or all `num_steps` when there is no bound
+    or the bound saves nothing.
+    """
+    if max_truncations is None or 1 + max_truncations >= num_steps:
+        return num_steps
+    return 1 + max_truncations
+
+
 def next_values(
     max_q: Callable[[jax.Array], jax.Array], rollout: Rollout, max_truncations: int | None
 ) -> jax.Array:
@@ -103,10 +113,11 @@ def next_values(
     (k < `max_truncations`, see `max_truncations_per_rollout`) is gathered into one pass of
     (1 + max_truncations) x E observations instead of T x E. At a termination v_t is the
     next episode's first value, which the target multiplies by a zero discount. With no
-    bound, or a bound that saves nothing, it is `max_q(rollout.next_obs)`.
+    bound, or a bound that saves nothing (`bootstrap_rows_per_env`), it is
+    `max_q(rollout.next_obs)`.
     """
     num_steps, num_envs = rollout.action.shape
-    if max_truncations is None or 1 + max_truncations >= num_steps:
+    if bootstrap_rows_per_env(num_steps, max_truncations) == num_steps:
         return max_q(rollout.next_obs)
     last = max_q(rollout.next_obs[-1])
     values = jnp.concatenate([rollout.value[1:], last[None]])
