@@ -70,18 +70,19 @@ the last 10% of the run. Results go to
   episodes all last the full test (CartPole at 500). Seeds are not paired across the two
   implementations (the same keys, split differently), so compare distributions.
 - Known differences in the algorithms: purejaxql treats CartPole's 500-step truncation as a
-  termination (targets do not bootstrap there), ours bootstraps it; ours recomputes
-  max_a Q(s', a) for every next observation (one more forward pass per rollout), purejaxql
-  reuses the Q-values from acting; purejaxql's networks also run a BatchNorm on the input
-  whose output is discarded, and its MinAtar CNN divides observations by 255 and uses
-  He-normal initialisation (ours: no scaling, LeCun-normal).
+  termination (targets do not bootstrap there), ours bootstraps it from the true final
+  observation (one forward pass over each env's last observation and truncated final
+  observations per rollout; both reuse the acting pass's Q-values elsewhere); purejaxql's
+  networks also run a BatchNorm on the input whose output is discarded, and its MinAtar
+  CNN divides MinAtar's 0/1 observations by 255 (ours: no scaling). Both use He-normal
+  kernels in the MinAtar CNN and LeCun-normal (flax's default) in the MLP.
 - Ratios: "speedup" is purejaxdqn's env steps/s (sharded when N > 1) ÷ the row's,
   "speedup, ours on 1 device" the same for our one-device row (the like-for-like one:
   purejaxql runs on one device), "compile ratio" ours (sharded) ÷ the row's, "return
   ratio" our one-device mean final greedy return ÷ the row's.
 - Compute floor (rows without evaluation; `compute_floor.py`): each run's floating-point
-  operations (XLA's count of one iteration's pieces × iterations × seeds; ours do one more
-  forward pass per rollout than purejaxql's), its rate ("GFLOP/s"), that rate as a
+  operations (XLA's count of one iteration's pieces × iterations × seeds; ours also run
+  the network on each env's truncated final observations), its rate ("GFLOP/s"), that rate as a
   fraction of the fastest float32 matrix product timed at the end of the same run ("of
   matmul peak"), and for purejaxql's rows the "speedup ceiling": its run time ÷ the time
   our operations would take at that peak, the most any program computing what ours does
@@ -305,6 +306,11 @@ def run_sb3(config: DQNConfig, timesteps: int, seed: int) -> dict[str, Any]:
     )
 
 
+def _is_ours(row: dict[str, Any]) -> bool:
+    """Whether a table row is one of purejaxdqn's (not a reference implementation's)."""
+    return row["implementation"].startswith("purejaxdqn")
+
+
 def _row(
     name: str, seeds: int, env_steps: np.ndarray, updates: np.ndarray, timed: dict, final: Any
 ) -> dict[str, Any]:
@@ -493,9 +499,10 @@ def pqn_config_from(ql: dict[str, Any], env_id: str, script: str, evaluation: st
         network = {
             "network": "mlp",
             "hidden_sizes": (int(ql.get("HIDDEN_SIZE", 128)),) * int(ql.get("NUM_LAYERS", 2)),
+            "kernel_init": "lecun_normal",  # flax's default, which it keeps
         }
-    else:  # pqn_minatar.py's CNN: 16 3x3 filters, then a dense layer of 128
-        network = {"network": "minatar_cnn", "hidden_sizes": (128,)}
+    else:  # pqn_minatar.py's CNN: 16 3x3 filters, then a dense layer of 128, He-normal
+        network = {"network": "minatar_cnn", "hidden_sizes": (128,), "kernel_init": "he_normal"}
     return pqn_config_for(env_id).replace(
         num_envs=int(ql["NUM_ENVS"]),
         num_steps=int(ql["NUM_STEPS"]),
@@ -654,7 +661,7 @@ def _run_pqn_seeds(
     _add_ratios(rows, ours, ours_one_device)
     for row in rows:
         single = ours_one_device[row["seeds"]]["final_return"]
-        if not row["implementation"].startswith("purejaxdqn"):
+        if not _is_ours(row):
             theirs = row["final_return"]
             row["return_ratio"] = single / theirs if single is not None and theirs else None
     return rows
@@ -709,7 +716,7 @@ def _count_flops(rows: list[dict], flops: dict[str, float], iterations: int) -> 
     side) over its run, ours at its seed count, and its rate.
     """
     for row in rows:
-        ours = row["implementation"].startswith("purejaxdqn")
+        ours = _is_ours(row)
         row["flops"] = flops["purejaxdqn" if ours else "purejaxql"] * iterations * row["seeds"]
         row["our_flops"] = flops["purejaxdqn"] * iterations * row["seeds"]
         row["gflops_per_second"] = row["flops"] / row["run_seconds"] / 1e9
@@ -727,7 +734,7 @@ def add_compute_floor(rows: list[dict]) -> dict[str, float] | None:
     rates = compute_floor.matmul_peak_flops(jax.local_devices())
     for row in counted:
         row["fraction_of_matmul_peak"] = row["flops"] / row["run_seconds"] / rates["peak"]
-        if not row["implementation"].startswith("purejaxdqn"):
+        if not _is_ours(row):
             row["speedup_ceiling"] = row["run_seconds"] / (row["our_flops"] / rates["peak"])
     return rates
 
@@ -899,7 +906,7 @@ def _run_sb3(config: Any, args: argparse.Namespace, ours: dict) -> list:
 def _add_ratios(rows: list, ours: dict, ours_one_device: dict) -> None:
     """Each reference row's speedups (ours ÷ it) and compile ratio, side by side."""
     for row in rows:
-        if row["implementation"].startswith("purejaxdqn"):
+        if _is_ours(row):
             continue
         base = ours.get(row["seeds"])
         single = ours_one_device.get(row["seeds"])

@@ -34,6 +34,13 @@ DISTRIBUTIONAL = ("none", "c51", "qr")
 # What follows each hidden layer (dense or convolution) before its ReLU: nothing, or a
 # LayerNorm over its features (PQN's networks; Gallici et al., 2025).
 NORMS = ("none", "layer_norm")
+# How the hidden layers' kernels (convolutions and dense layers before the head) are drawn:
+# LeCun-normal (flax's default, variance 1 / fan_in) or He-normal (variance 2 / fan_in, for
+# ReLU layers; the CNNs of PQN's code, purejaxql). The head keeps flax's default.
+KERNEL_INITS = {
+    "lecun_normal": nn.initializers.lecun_normal(),
+    "he_normal": nn.initializers.he_normal(),
+}
 
 
 LAYER_NORM_EPSILON = 1e-6  # flax's nn.LayerNorm default
@@ -259,6 +266,7 @@ class MLPQNetwork(nn.Module):
     obs_ndim: int = 1
     head: HeadConfig = PLAIN_HEAD
     norm: str = "none"
+    kernel_init: str = "lecun_normal"
 
     def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
         """Q-values for a batch of observations of shape (*batch, *obs_shape)."""
@@ -270,7 +278,8 @@ class MLPQNetwork(nn.Module):
         batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
         x = obs.astype(jnp.float32).reshape(*batch_shape, -1)
         for width in self.hidden_sizes:
-            x = nn.relu(_normalise(nn.Dense(width)(x), self.norm))
+            dense = nn.Dense(width, kernel_init=KERNEL_INITS[self.kernel_init])
+            x = nn.relu(_normalise(dense(x), self.norm))
         return QHead(self.num_actions, self.dueling, self.head)(x)
 
 
@@ -291,6 +300,7 @@ class PatchConv(nn.Module):
     features: int
     kernel_size: tuple[int, int] = (3, 3)
     strides: tuple[int, int] = (1, 1)
+    kernel_init: Callable = nn.initializers.lecun_normal()
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -302,9 +312,7 @@ class PatchConv(nn.Module):
                 "each kernel side must be a multiple of its stride"
             )
         channels = x.shape[-1]
-        kernel = self.param(
-            "kernel", nn.initializers.lecun_normal(), (kh, kw, channels, self.features)
-        )
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, channels, self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         height, width = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
         if (sh, sw) != (1, 1):
@@ -329,14 +337,17 @@ def valid_conv(
     kernel_size: tuple[int, int],
     strides: tuple[int, int] = (1, 1),
     name: str | None = None,
+    kernel_init: str = "lecun_normal",
 ) -> nn.Module:
     """A 'VALID' convolution for the target backend: `PatchConv` where
     `backend.workarounds().patch_conv` (on CPU), else `nn.Conv`. Both have the same
-    parameters (names, shapes, initialisation), so checkpoints load on either path.
+    parameters (names, shapes, initialisation: `KERNEL_INITS[kernel_init]`), so checkpoints
+    load on either path.
     """
+    init = KERNEL_INITS[kernel_init]
     if backend.workarounds().patch_conv:
-        return PatchConv(features, kernel_size, strides, name=name)
-    return nn.Conv(features, kernel_size, strides, padding="VALID", name=name)
+        return PatchConv(features, kernel_size, strides, kernel_init=init, name=name)
+    return nn.Conv(features, kernel_size, strides, padding="VALID", kernel_init=init, name=name)
 
 
 class MinAtarQNetwork(nn.Module):
@@ -349,6 +360,7 @@ class MinAtarQNetwork(nn.Module):
     dueling: bool = False
     head: HeadConfig = PLAIN_HEAD
     norm: str = "none"
+    kernel_init: str = "lecun_normal"
 
     def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
         """Q-values for observations of shape (*batch, H, W, C)."""
@@ -359,10 +371,12 @@ class MinAtarQNetwork(nn.Module):
         """The head's `HeadOutputs` for observations of shape (*batch, H, W, C)."""
         batch_shape = obs.shape[:-3]
         x = obs.astype(jnp.float32).reshape(-1, *obs.shape[-3:])
-        x = nn.relu(_normalise(valid_conv(16, kernel_size=(3, 3), name="Conv_0")(x), self.norm))
+        conv = valid_conv(16, (3, 3), name="Conv_0", kernel_init=self.kernel_init)
+        x = nn.relu(_normalise(conv(x), self.norm))
         x = x.reshape(x.shape[0], -1)
         for width in self.hidden_sizes:
-            x = nn.relu(_normalise(nn.Dense(width)(x), self.norm))
+            dense = nn.Dense(width, kernel_init=KERNEL_INITS[self.kernel_init])
+            x = nn.relu(_normalise(dense(x), self.norm))
         return _unflatten(QHead(self.num_actions, self.dueling, self.head)(x), batch_shape)
 
 
@@ -388,6 +402,7 @@ class NatureQNetwork(nn.Module):
     dueling: bool = False
     head: HeadConfig = PLAIN_HEAD
     norm: str = "none"
+    kernel_init: str = "lecun_normal"
 
     def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
         """Q-values of shape (*batch, num_actions) for observations (*batch, H, W, C)."""
@@ -403,10 +418,13 @@ class NatureQNetwork(nn.Module):
         else:
             x = x.astype(jnp.float32)
         for index, (features, side, stride) in enumerate(NATURE_CONVS):
-            conv = valid_conv(features, (side, side), (stride, stride), name=f"Conv_{index}")
+            conv = valid_conv(
+                features, (side, side), (stride, stride), f"Conv_{index}", self.kernel_init
+            )
             x = nn.relu(_normalise(conv(x), self.norm))
         x = x.reshape(x.shape[0], -1)
-        x = nn.relu(_normalise(nn.Dense(512)(x), self.norm))
+        dense = nn.Dense(512, kernel_init=KERNEL_INITS[self.kernel_init])
+        x = nn.relu(_normalise(dense(x), self.norm))
         return _unflatten(QHead(self.num_actions, self.dueling, self.head)(x), batch_shape)
 
 
@@ -423,6 +441,7 @@ def make_network(
     dueling: bool,
     head: HeadConfig = PLAIN_HEAD,
     norm: str = "none",
+    kernel_init: str = "lecun_normal",
 ) -> nn.Module:
     """Choose the Q-network for `obs_shape`: 'mlp', 'minatar_cnn', 'nature_cnn' or 'auto'.
 
@@ -430,7 +449,8 @@ def make_network(
     'minatar_cnn' for smaller HxWxC ones (MinAtar's 10x10xC) and 'mlp' for everything else.
     `hidden_sizes` sets the MLP's and the MinAtar CNN's dense layers; the Nature CNN keeps
     its single 512-unit layer. `head` chooses the head (plain by default; see `HeadConfig`)
-    and `norm` what follows each hidden layer (`NORMS`: 'none' or 'layer_norm').
+    and `norm` what follows each hidden layer (`NORMS`: 'none' or 'layer_norm');
+    `kernel_init` how the hidden layers' kernels are drawn (`KERNEL_INITS`).
 
     Raises:
         ValueError: a CNN asked for observations it cannot take, or a `head` that
@@ -440,6 +460,11 @@ def make_network(
     check_head(head)
     if norm not in NORMS:
         raise ValueError(f"norm={norm!r} is not allowed: must be one of {list(NORMS)}")
+    if kernel_init not in KERNEL_INITS:
+        raise ValueError(
+            f"kernel_init={kernel_init!r} is not allowed: must be one of {list(KERNEL_INITS)}"
+        )
+    hidden = {"head": head, "norm": norm, "kernel_init": kernel_init}
     if kind == "auto":
         if _is_image(obs_shape, NATURE_MIN_SIDE):
             kind = "nature_cnn"
@@ -452,17 +477,15 @@ def make_network(
                 f"needs HxWxC with H, W >= {NATURE_MIN_SIDE} (84x84xC Atari frames); use "
                 "'minatar_cnn' for smaller images, 'mlp', or 'auto'"
             )
-        return NatureQNetwork(num_actions, dueling, head=head, norm=norm)
+        return NatureQNetwork(num_actions, dueling, **hidden)
     if kind == "minatar_cnn":
         if not _is_image(obs_shape, 3):
             raise ValueError(
                 f"network='minatar_cnn' is not allowed for observation shape {obs_shape}: "
                 "needs HxWxC with H, W >= 3"
             )
-        return MinAtarQNetwork(num_actions, tuple(hidden_sizes), dueling, head=head, norm=norm)
-    return MLPQNetwork(
-        num_actions, tuple(hidden_sizes), dueling, obs_ndim=len(obs_shape), head=head, norm=norm
-    )
+        return MinAtarQNetwork(num_actions, tuple(hidden_sizes), dueling, **hidden)
+    return MLPQNetwork(num_actions, tuple(hidden_sizes), dueling, obs_ndim=len(obs_shape), **hidden)
 
 
 class QNetwork(NamedTuple):
@@ -533,7 +556,10 @@ def make_q_network(
     dueling: bool,
     head: HeadConfig = PLAIN_HEAD,
     norm: str = "none",
+    kernel_init: str = "lecun_normal",
 ) -> QNetwork:
     """`make_network(...)` (same arguments and errors) as a `QNetwork`."""
-    network = make_network(kind, obs_shape, num_actions, hidden_sizes, dueling, head, norm)
+    network = make_network(
+        kind, obs_shape, num_actions, hidden_sizes, dueling, head, norm, kernel_init
+    )
     return as_q_network(network)

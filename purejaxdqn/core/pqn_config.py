@@ -27,7 +27,7 @@ from purejaxdqn.core.config import (
     num_log_points_option,
     solved_threshold_option,
 )
-from purejaxdqn.core.networks import NORMS
+from purejaxdqn.core.networks import KERNEL_INITS, NORMS
 
 if TYPE_CHECKING:
     from purejaxdqn.core.networks import QNetwork
@@ -127,6 +127,12 @@ class PQNConfig(ConfigBase):
         "ablation).",
         choices=NORMS,
     )
+    kernel_init: str = _option(
+        "lecun_normal",
+        "How the hidden layers' kernels are drawn: 'lecun_normal' (flax's default) or "
+        "'he_normal' (purejaxql's CNNs; the MinAtar and Atari presets).",
+        choices=tuple(KERNEL_INITS),
+    )
     env_seed: int = env_seed_option()
     num_log_points: int = num_log_points_option(20)
     eval_every: int = eval_every_option(1)
@@ -191,7 +197,13 @@ class PQNConfig(ConfigBase):
         from purejaxdqn.core.networks import make_q_network
 
         return make_q_network(
-            self.network, obs_shape, num_actions, self.hidden_sizes, False, norm=self.norm
+            self.network,
+            obs_shape,
+            num_actions,
+            self.hidden_sizes,
+            False,
+            norm=self.norm,
+            kernel_init=self.kernel_init,
         )
 
     def make_program(self, env: Any = None, env_params: Any = None) -> TrainProgram:

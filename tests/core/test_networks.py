@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from jax import monitoring
 
-from purejaxdqn import DQNConfig, make_train
+from purejaxdqn import DQNConfig, backend, make_train
 from purejaxdqn.core.networks import (
+    KERNEL_INITS,
     HeadConfig,
     HeadOutputs,
     LayerNorm,
@@ -34,6 +35,49 @@ def test_patch_conv_equals_flax_valid_conv(channels):
     out = PatchConv(16).apply(params, x)
     assert out.shape == (5, 8, 8, 16)
     np.testing.assert_allclose(out, reference.apply(params, x), atol=1e-5)
+
+
+def _kernel_variances(params: dict) -> dict[str, float]:
+    """Each layer's kernel variance times its fan-in (1 for LeCun-normal, 2 for He)."""
+    return {
+        name: float(jnp.var(layer["kernel"]) * np.prod(layer["kernel"].shape[:-1]))
+        for name, layer in params.items()
+        if "kernel" in layer
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "obs_shape", "hidden"),
+    [
+        ("mlp", (40,), ["Dense_0", "Dense_1"]),
+        ("minatar_cnn", (10, 10, 4), ["Conv_0", "Dense_0"]),
+        ("nature_cnn", (84, 84, 4), ["Conv_0", "Conv_1", "Conv_2", "Dense_0"]),
+    ],
+)
+@pytest.mark.parametrize("platform", ["cpu", "cuda"])  # PatchConv / nn.Conv
+def test_kernel_init_draws_the_hidden_layers_and_leaves_the_head(kind, obs_shape, hidden, platform):
+    """'he_normal' doubles the hidden kernels' variance (2 / fan_in against LeCun's
+    1 / fan_in) on both convolution paths; the head keeps flax's default; the default is
+    LeCun-normal bit for bit; an unknown name is refused, naming the choices.
+    """
+    obs = jnp.zeros((1, *obs_shape), jnp.float32)
+    widths = (256, 256) if kind == "mlp" else (256,)
+
+    def init(**kwargs):
+        network = make_network(kind, obs_shape, 3, widths, False, norm="layer_norm", **kwargs)
+        with backend.target(platform):
+            return network.init(jax.random.key(0), obs)["params"]
+
+    default, lecun, he = init(), init(kernel_init="lecun_normal"), init(kernel_init="he_normal")
+    jax.tree.map(np.testing.assert_array_equal, default, lecun)
+    lecun_vars, he_vars = _kernel_variances(lecun), _kernel_variances(he)
+    assert sorted(lecun_vars) == sorted(hidden)  # the head's kernels sit in QHead_0
+    for name in hidden:
+        assert lecun_vars[name] == pytest.approx(1.0, rel=0.15), name
+        assert he_vars[name] == pytest.approx(2.0, rel=0.15), name
+    np.testing.assert_array_equal(he["QHead_0"]["q"]["kernel"], lecun["QHead_0"]["q"]["kernel"])
+    with pytest.raises(ValueError, match=re.escape(f"must be one of {list(KERNEL_INITS)}")):
+        make_network(kind, obs_shape, 3, widths, False, kernel_init="he_uniform")
 
 
 def test_minatar_network_shapes_and_uint8_input():
