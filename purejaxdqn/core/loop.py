@@ -36,7 +36,6 @@ import jax.numpy as jnp
 import optax
 
 from purejaxdqn.checks import check_int
-from purejaxdqn.core import rng
 from purejaxdqn.core.config import DQNConfig, HParams
 from purejaxdqn.core.evaluate import NOISE_KEY_DATA
 from purejaxdqn.core.exploration import epsilon_at, epsilon_greedy
@@ -46,6 +45,7 @@ from purejaxdqn.core.optimizers import clipped_and_scheduled
 from purejaxdqn.core.periods import (
     PeriodStats,
     TrainResult,
+    initial_fields,
     make_greedy_evaluation,
     make_run_periods,
     record_episodes,
@@ -54,7 +54,7 @@ from purejaxdqn.core.periods import (
 )
 from purejaxdqn.core.periods import make_train as make_train_from_parts
 from purejaxdqn.core.replay import ReplayBuffer, ReplayParams, make_replay
-from purejaxdqn.envs.spec import make_env, vector_reset, vector_step
+from purejaxdqn.envs.spec import make_env, vector_step
 from purejaxdqn.program import NONFINITE_STEP, TrainProgram
 
 INT32_MAX = 2**31 - 1
@@ -195,21 +195,12 @@ def make_train_program(config: DQNConfig, env: Any = None, env_params: Any = Non
         return ReplayParams(gamma=hp.gamma, alpha=hp.per_alpha, beta=beta)
 
     def init(key: jax.Array, hp: HParams) -> RunnerState:
-        net_key, env_key, loop_key, eval_key = jax.random.split(rng.maybe_to_fast(key), 4)
-        obs, env_state = vector_reset(spec, env_key, config.num_envs)
-        params = network.init(net_key, obs)
-        zeros = jnp.zeros((config.num_envs,), jnp.float32)
+        start = initial_fields(spec, network, config.num_envs, key)
         return RunnerState(
-            params=params,
-            target_params=params,
-            opt_state=make_optimizer(config, hp).init(params),
+            **start,
+            target_params=start["params"],
+            opt_state=make_optimizer(config, hp).init(start["params"]),
             buffer=replay.init(),
-            env_state=env_state,
-            obs=obs,
-            episode_return=zeros,
-            episode_length=zeros.astype(jnp.int32),
-            key=rng.from_fast(loop_key, like=key),
-            eval_key=rng.from_fast(eval_key, like=key),
         )
 
     def collect(

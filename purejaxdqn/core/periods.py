@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from purejaxdqn.core import rng
 from purejaxdqn.core.evaluate import make_evaluate
+from purejaxdqn.envs.spec import vector_reset
 from purejaxdqn.program import NONFINITE_STEP
 
 
@@ -59,6 +60,26 @@ def zero_stats() -> PeriodStats:
 def mean_or_nan(total: jax.Array, count: jax.Array) -> jax.Array:
     """`total / count`, NaN where `count` is 0."""
     return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+
+def initial_fields(spec: Any, network: Any, num_envs: int, key: jax.Array) -> dict[str, Any]:
+    """The runner-state fields every loop starts alike, from a seed's `key` (split into
+    network, env, loop and evaluation keys): the network's parameters (`network.init`),
+    `num_envs` freshly reset envs and their observations, zeroed episode counters, and the
+    loop's and the evaluation's keys (in `key`'s own implementation).
+    """
+    net_key, env_key, loop_key, eval_key = jax.random.split(rng.maybe_to_fast(key), 4)
+    obs, env_state = vector_reset(spec, env_key, num_envs)
+    zeros = jnp.zeros((num_envs,), jnp.float32)
+    return {
+        "params": network.init(net_key, obs),
+        "env_state": env_state,
+        "obs": obs,
+        "episode_return": zeros,
+        "episode_length": zeros.astype(jnp.int32),
+        "key": rng.from_fast(loop_key, like=key),
+        "eval_key": rng.from_fast(eval_key, like=key),
+    }
 
 
 def all_finite(tree: Any) -> jax.Array:

@@ -36,6 +36,7 @@ from purejaxdqn.core.optimizers import clipped_and_scheduled
 from purejaxdqn.core.periods import (
     PeriodStats,
     TrainResult,
+    initial_fields,
     make_greedy_evaluation,
     make_run_periods,
     make_train,
@@ -44,7 +45,7 @@ from purejaxdqn.core.periods import (
     step_episodes,
 )
 from purejaxdqn.core.pqn_config import PQNConfig
-from purejaxdqn.envs.spec import make_env, vector_reset, vector_step
+from purejaxdqn.envs.spec import make_env, vector_step
 from purejaxdqn.program import TrainProgram
 
 
@@ -170,20 +171,8 @@ def make_pqn_program(config: PQNConfig, env: Any = None, env_params: Any = None)
     rollout_size, batch = config.steps_per_iteration, config.minibatch_size
 
     def init(key: jax.Array, hp: Any) -> PQNState:
-        net_key, env_key, loop_key, eval_key = jax.random.split(rng.maybe_to_fast(key), 4)
-        obs, env_state = vector_reset(spec, env_key, num_envs)
-        params = network.init(net_key, obs)
-        zeros = jnp.zeros((num_envs,), jnp.float32)
-        return PQNState(
-            params=params,
-            opt_state=make_pqn_optimizer(config, hp).init(params),
-            env_state=env_state,
-            obs=obs,
-            episode_return=zeros,
-            episode_length=zeros.astype(jnp.int32),
-            key=rng.from_fast(loop_key, like=key),
-            eval_key=rng.from_fast(eval_key, like=key),
-        )
+        start = initial_fields(spec, network, num_envs, key)
+        return PQNState(**start, opt_state=make_pqn_optimizer(config, hp).init(start["params"]))
 
     def collect(
         state: PQNState, stats: PeriodStats, epsilon: jax.Array, key: jax.Array
