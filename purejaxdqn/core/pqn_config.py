@@ -130,7 +130,7 @@ class PQNConfig(ConfigBase):
     kernel_init: str = _option(
         "lecun_normal",
         "How the hidden layers' kernels are drawn: 'lecun_normal' (flax's default) or "
-        "'he_normal' (purejaxql's CNNs; the MinAtar and Atari presets).",
+        "'he_normal' (variance 2 / fan_in, as purejaxql's CNNs).",
         choices=tuple(KERNEL_INITS),
     )
     env_seed: int = env_seed_option()

@@ -29,9 +29,10 @@ _GYMNAX = PQNConfig(eval_episodes=32)
 
 # purejaxql's pqn_minatar.yaml: 128 envs x 32 steps, 2 epochs of 32 minibatches, RAdam 5e-4
 # decayed linearly, lambda 0.65, epsilon 1 -> 0.05 over 10%, no reward scaling; the
-# MinAtar CNN (16 3x3 filters, dense 128) with LayerNorm and its He-normal kernels
-# (pqn_minatar.py; it also divides MinAtar's 0/1 observations by 255, which we do not).
-# 2,500 iterations (10,240,000 env steps; its 1e7 makes 2,441).
+# MinAtar CNN (16 3x3 filters, dense 128) with LayerNorm. 2,500 iterations (10,240,000
+# env steps; its 1e7 makes 2,441). Its pqn_minatar.py draws He-normal kernels and divides
+# MinAtar's 0/1 observations by 255; the preset keeps LeCun-normal kernels and the
+# observations as they are, which ended no worse (benchmarks/README.md, "PQN results").
 _MINATAR = PQNConfig(
     env_id="Breakout-MinAtar",
     num_envs=128,
@@ -46,7 +47,6 @@ _MINATAR = PQNConfig(
     exploration_fraction=0.1,
     network="minatar_cnn",
     hidden_sizes=(128,),
-    kernel_init="he_normal",
     num_log_points=50,
     eval_every=5,
     eval_episodes=16,
@@ -58,9 +58,9 @@ PQN_PRESETS: dict[str, PQNConfig] = {
     **{f"{game}-MinAtar": _MINATAR.replace(env_id=f"{game}-MinAtar") for game in MINATAR_GAMES},
     # purejaxql's pqn_atari.yaml: 128 envs x 32 steps, 2 epochs of 32 minibatches, RAdam
     # 2.5e-4 (no decay), lambda 0.65, epsilon 1 -> 0.001 over 10%, the Nature CNN with
-    # LayerNorm and He-normal kernels (pqn_atari.py), on envpool's Atari wrappers (episodic
-    # life and clipped rewards in training, as its ENV_KWARGS). 10,240,000 env steps (40M
-    # frames) instead of its 5e7.
+    # LayerNorm (LeCun-normal kernels, as the MinAtar presets; its pqn_atari.py draws
+    # He-normal ones), on envpool's Atari wrappers (episodic life and clipped rewards in
+    # training, as its ENV_KWARGS). 10,240,000 env steps (40M frames) instead of its 5e7.
     ATARI_PRESET: PQNConfig(
         env_id=ATARI_PRESET,
         num_envs=128,
@@ -75,7 +75,6 @@ PQN_PRESETS: dict[str, PQNConfig] = {
         exploration_final_eps=0.001,
         exploration_fraction=0.1,
         network="nature_cnn",
-        kernel_init="he_normal",
         num_log_points=100,
         eval_every=10,
         eval_episodes=8,
