@@ -12,12 +12,17 @@
 #   tp_cartpole benchmarks/throughput.py: CartPole-v1 (classic config), and
 #   tp_minatar  Breakout-MinAtar (its preset): seeds 1 .. 262144 until the device's memory
 #               (throughput.py's estimate) or --max-seconds stops it
+#   tp_pqn      benchmarks/throughput.py --algo pqn: the CartPole-v1 and Breakout-MinAtar PQN
+#               presets over seeds, the same way
 #   ab_paths    the same at 1 and 64 seeds with the CPU workarounds forced on
 #               (PUREJAXDQN_WORKAROUNDS=fast_threefry=1,patch_conv=1): are the standard
 #               paths (JAX's threefry, nn.Conv) the right choice on this GPU?
 #   compare     benchmarks/compare.py against purejaxrl (needs --purejaxrl PATH or
 #               $PUREJAXRL_PATH and flashbax; skipped with a message otherwise)
 #   minatar     benchmarks/learning.py: Breakout-MinAtar preset, 4 seeds, a short run
+#   pqn_pong    PQN on Pong (`purejaxdqn train --algo pqn`, the options of the 4M-step CPU run
+#               in benchmarks/README.md, so the curves compare; needs envpool): as far as its
+#               budget takes it, then stopped by SIGTERM with the results so far written
 #   pong        a short Pong run (`purejaxdqn train`, the options of the CPU short run in
 #               benchmarks/README.md, so the curves compare; needs envpool). The command
 #               rather than learning.py: it takes the short-run options (learning starts,
@@ -79,8 +84,11 @@ if [[ $mode == smoke ]]; then
     minatar_args=(--num-seeds 2 --total-timesteps 8000)
     pong_args=(--total-timesteps 1600 --buffer-size 800 --learning-starts 800
         --num-log-points 2 --eval-every 2 --eval-episodes 1 --eval-max-steps 50)
-    budgets=(info=120 tp_cartpole=400 tp_minatar=400 ab_paths=400 compare=300 minatar=400
-        pong=500)
+    pqn_tp_args=(--seeds 1 2 --pqn-timesteps 4096 --max-seconds 5)
+    pqn_pong_args=(--num-envs 4 --num-steps 4 --num-minibatches 2 --total-timesteps 64
+        --num-log-points 2 --eval-every 2 --eval-episodes 1 --eval-max-steps 50)
+    budgets=(info=120 tp_cartpole=400 tp_minatar=400 tp_pqn=400 ab_paths=400 compare=300
+        minatar=400 pqn_pong=500 pong=500)
 else
     total_s="${GPU_CHECK_TOTAL_S:-470}"
     # up to the device's limit: throughput.py skips a count once it would not fit memory
@@ -93,7 +101,13 @@ else
     pong_args=(--total-timesteps 480000 --buffer-size 100000 --learning-starts 10000
         --exploration-fraction 0.2 --exploration-final-eps 0.01 --double-q
         --num-log-points 24 --eval-every 24 --eval-episodes 8)
-    budgets=(info=30 tp_cartpole=80 tp_minatar=70 ab_paths=70 compare=60 minatar=75 pong=75)
+    # PQN: env steps/s against seeds, 24 CartPole / 48 Breakout iterations per point
+    pqn_tp_args=(--seeds 1 64 1024 4096 16384 --pqn-timesteps 98304 --max-seconds 12)
+    # as the 4M-step CPU run in benchmarks/README.md; the budget decides how far it gets
+    pqn_pong_args=(--total-timesteps 4096000 --exploration-fraction 0.02
+        --exploration-final-eps 0.001 --num-log-points 50 --eval-every 5)
+    budgets=(info=25 tp_cartpole=60 tp_minatar=55 tp_pqn=55 ab_paths=50 compare=50 minatar=55
+        pqn_pong=60 pong=55)
 fi
 
 budget_of() {
@@ -233,6 +247,9 @@ step tp_cartpole "$PY" benchmarks/throughput.py --env CartPole-v1 \
 step tp_minatar "$PY" benchmarks/throughput.py --env Breakout-MinAtar \
     --seeds "${tp_seeds[@]}" "${tp_sizes[@]}" --results-dir "$results_dir/tp_minatar"
 
+step tp_pqn "$PY" benchmarks/throughput.py --algo pqn --env CartPole-v1 Breakout-MinAtar \
+    "${pqn_tp_args[@]}" --results-dir "$results_dir/tp_pqn"
+
 step ab_paths env PUREJAXDQN_WORKAROUNDS=fast_threefry=1,patch_conv=1 \
     "$PY" benchmarks/throughput.py --env CartPole-v1 Breakout-MinAtar \
     --seeds "${ab_seeds[@]}" "${tp_sizes[@]}" --results-dir "$results_dir/ab_paths"
@@ -254,8 +271,12 @@ step minatar "$PY" benchmarks/learning.py --env Breakout-MinAtar "${minatar_args
     --results-dir "$results_dir/learning"
 
 if [[ $mode != dry ]] && ! "$PY" -c 'import envpool' 2>/dev/null; then
+    skip pqn_pong "envpool is not installed (pip install -e '.[envpool]')"
     skip pong "envpool is not installed (pip install -e '.[envpool]')"
 else
+    [[ $mode != dry ]] && rm -rf "$results_dir/pqn_pong"
+    step pqn_pong "$PY" -m purejaxdqn.cli train --algo pqn --env PongNoFrameskip-v4 \
+        --num-seeds 1 --seed 0 "${pqn_pong_args[@]}" --output-dir "$results_dir/pqn_pong"
     [[ $mode != dry ]] && rm -rf "$results_dir/pong"
     step pong "$PY" -m purejaxdqn.cli train --env PongNoFrameskip-v4 --num-seeds 1 --seed 0 \
         "${pong_args[@]}" --output-dir "$results_dir/pong"
