@@ -83,10 +83,11 @@ def pool(paths: list[Path]) -> dict[str, dict[str, Any]]:
             if row.get("final_returns") is None:
                 continue
             env_id = row["env_id"]
+            setup = _setup(run, env_id)
             entry = pooled.setdefault(
-                env_id, {"setup": _setup(run, env_id), "runs": {}, "returns": {}, "rows": {}}
+                env_id, {"setup": setup, "runs": {}, "returns": {}, "rows": {}}
             )
-            differences = _differences(entry["setup"], _setup(run, env_id))
+            differences = _differences(entry["setup"], setup)
             if differences:
                 first = next(iter(entry["runs"].values()))
                 raise SystemExit(

@@ -277,6 +277,10 @@ def test_presets_name_their_envs_and_adapt_keeps_given_fields():
     assert pqn_config_for("CartPole-v1").solved_threshold == 475.0
     assert pqn_config_for("Breakout-MinAtar").network == "minatar_cnn"
     assert pqn_config_for("ALE/Breakout-v5").network == "nature_cnn"
+    # every preset keeps flax's LeCun-normal kernels (He-normal, purejaxql's CNN init, did
+    # worse on MinAtar); compare.py sets he_normal itself to match purejaxql
+    for env_id in ("CartPole-v1", "Breakout-MinAtar", "ALE/Breakout-v5"):
+        assert pqn_config_for(env_id).kernel_init == "lecun_normal"
     assert pqn_config_for("MountainCar-v0") == PQNConfig(env_id="MountainCar-v0")
     for name, preset in PQN_PRESETS.items():
         assert preset.env_id == name
